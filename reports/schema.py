@@ -1,0 +1,99 @@
+"""The per-request results table: the one contract `loadtests` writes and `reports` reads.
+
+One row per logical request (an image in, a cutout or an error out), appended to
+``requests.csv`` as the request completes so that a crashed run keeps what it had.
+Client-side columns come from the load generator; the columns after the ledger marker
+are joined from the server's ledger by ``request_id`` (empty where no ledger could be
+joined, e.g. ``--target-url`` runs).
+
+``run.json`` beside the table describes the run; its ``points`` list holds one
+:class:`PointRecord` per (server, client, scenario, load point): the measured window
+and what was sampled over it, which the reports need for throughput and validity.
+
+All timestamps are wall-clock ``time.time()`` seconds (both processes run on one
+host, so client and server stamps share a clock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+TABLE_FILE = "requests.csv"
+RUN_FILE = "run.json"
+LEDGER_FILE = "ledger.jsonl"
+
+
+@dataclass
+class RequestRow:
+    # --- identity of the load point -------------------------------------------------
+    run_id: str
+    request_id: str
+    server: str  # server kind: gradio | fastapi | fastapi-naive | target
+    client: str  # client name from loadtests.clients registry
+    scenario: str  # latency | collisions | throughput | open-loop | spike
+    load_point: str  # human label of the point, e.g. "users=8", "rate=3.20/s", "burst=4"
+    users: int | None = None  # closed-loop concurrency (or burst size) of the point
+    rate: float | None = None  # open-loop offered rate, requests/s
+    worker: str = ""  # load-process id (Locust worker) that sent it
+    # --- client side ------------------------------------------------------------------
+    t_scheduled: float | None = None  # open loop: when the schedule said to send
+    t_sent: float = 0.0  # first byte of the logical request leaves the client
+    t_done: float = 0.0  # last byte of the result received (or the failure noticed)
+    status: int = 0  # HTTP status of the logical request (0 = no response)
+    ok: bool = False
+    error: str = ""  # error kind and message; "" when ok
+    bytes: int = 0  # result bytes received
+    send_lag: float | None = None  # open loop: t_sent - t_scheduled
+    queue_rank: int | None = None  # gradio-queue: first `estimation` rank seen
+    queue_eta: float | None = None  # gradio-queue: first `estimation` ETA seen (s)
+    # --- joined from the server ledger ---------------------------------------------
+    endpoint: str = ""
+    server_status: int | None = None
+    t_recv: float | None = None
+    t_admit: float | None = None
+    t_gpu_start: float | None = None
+    t_gpu_end: float | None = None
+    t_send: float | None = None
+    pre_s: float | None = None
+    post_s: float | None = None
+    gpu_depth: int | None = None
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRow))
+LEDGER_COLUMNS: tuple[str, ...] = (
+    "endpoint",
+    "server_status",
+    "t_recv",
+    "t_admit",
+    "t_gpu_start",
+    "t_gpu_end",
+    "t_send",
+    "pre_s",
+    "post_s",
+    "gpu_depth",
+)
+
+
+def as_record(row: RequestRow) -> dict[str, Any]:
+    """The row as a plain dict in column order (what the CSV writer takes)."""
+    return {name: getattr(row, name) for name in COLUMNS}
+
+
+@dataclass
+class PointRecord:
+    """One load point as run: its window and the samples taken over it (``run.json``)."""
+
+    server: str
+    client: str
+    scenario: str
+    load_point: str
+    users: int | None
+    rate: float | None
+    t_start: float  # the point's window opens (first send); warm-up is cut by reports
+    t_end: float  # the window closes (open loop: drain follows, up to t_drain_end)
+    t_drain_end: float | None  # open loop: requests still open here became timeouts
+    load_cpu_percent: float | None  # load process CPU over the window, % of one core x cores
+    peak_gpu_bytes: int | None  # the server's peak over the point (None on CPU)
+    dropped: int = 0  # ledger rows the server had to drop during the point
+    note: str = ""

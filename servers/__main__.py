@@ -1,0 +1,201 @@
+"""``python -m servers {gradio,fastapi,fastapi-naive} [flags]``: one flag set for every kind.
+
+A flag that means nothing for the chosen kind or model is refused with a message, never
+silently ignored. Startup: build the one core, run one warm-up inference, print a line that
+states backend, device, real or random weights, concurrency and lock scope, then serve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from servers.core import imaging
+from servers.core.backends import MODELS, ModelOptions, build_backend, choose_model
+from servers.core.ledger import Ledger
+from servers.core.segmenter import Segmenter, Service
+from servers.http_common import HealthState
+
+KINDS = ("gradio", "fastapi", "fastapi-naive")
+# flag -> the kinds (or models) it means something for; absent flags apply to all
+KIND_FLAGS = {
+    "concurrency": ("gradio", "fastapi"),
+    "max_queue": ("gradio", "fastapi"),
+    "lock_scope": ("fastapi",),
+}
+MODEL_FLAGS = {
+    "sim_ms": ("sim",),
+    "weights": ("birefnet", "birefnet_native"),
+    "resolution": ("birefnet", "birefnet_native"),
+    "random_weights": ("birefnet_native",),
+    "seed": ("birefnet_native",),
+    "variant": ("birefnet_native",),
+}
+DEFAULTS: dict[str, Any] = {
+    "concurrency": 1,
+    "max_queue": None,
+    "lock_scope": "gpu",
+    "sim_ms": 50.0,
+    "weights": None,
+    "resolution": 1024,
+    "random_weights": False,
+    "seed": 0,
+    "variant": "large",
+}
+
+
+def default_torch_threads() -> int:
+    # leave a core to the load generator, which shares this machine
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m servers", description=__doc__.splitlines()[0])
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--model", choices=MODELS, default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--output", choices=imaging.OUTPUTS, default="cutout")
+    p.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0..9")
+    p.add_argument("--torch-threads", type=int, default=None, help="default: cores - 1, at least 1")
+    p.add_argument("--max-side", type=int, default=4096, help="largest accepted width or height, pixels")
+    p.add_argument("--max-mb", type=float, default=25.0, help="largest accepted image file, MB")
+    # kind- and model-specific: default None so that an explicit use can be refused
+    p.add_argument("--concurrency", type=int, default=None, help="gradio, fastapi (default 1)")
+    p.add_argument(
+        "--max-queue", type=int, default=None, help="gradio, fastapi: waiting requests (full: 503)"
+    )
+    p.add_argument("--lock-scope", choices=("gpu", "request"), default=None, help="fastapi (default gpu)")
+    p.add_argument("--sim-ms", type=float, default=None, help="sim: service time per call (default 50)")
+    p.add_argument(
+        "--weights", default=None, help="birefnet: hub id or snapshot dir; birefnet_native: dir/file"
+    )
+    p.add_argument("--resolution", type=int, default=None, help="birefnet*: model input side (default 1024)")
+    p.add_argument("--random-weights", action="store_true", default=None, help="birefnet_native")
+    p.add_argument("--seed", type=int, default=None, help="birefnet_native --random-weights (default 0)")
+    p.add_argument(
+        "--variant", choices=("large", "lite"), default=None, help="birefnet_native (default large)"
+    )
+    return p
+
+
+def refuse_meaningless(args: argparse.Namespace, model: str, why_model: str) -> list[str]:
+    errors = []
+    for flag, kinds in KIND_FLAGS.items():
+        if getattr(args, flag) is not None and args.kind not in kinds:
+            errors.append(
+                f"--{flag.replace('_', '-')} means nothing for {args.kind} (only {', '.join(kinds)})"
+            )
+    for flag, models in MODEL_FLAGS.items():
+        if getattr(args, flag) is not None and model not in models:
+            errors.append(
+                f"--{flag.replace('_', '-')} means nothing for model {model} ({why_model}); "
+                f"it applies to {', '.join(models)}"
+            )
+    return errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    explicit = {name: getattr(args, name) for name in DEFAULTS}
+    settings = {name: DEFAULTS[name] if value is None else value for name, value in explicit.items()}
+    options = ModelOptions(
+        model=args.model,
+        weights=settings["weights"],
+        device=args.device,
+        sim_ms=settings["sim_ms"],
+        random_weights=settings["random_weights"],
+        seed=settings["seed"],
+        variant=settings["variant"],
+        resolution=settings["resolution"],
+    )
+    for name, value in (("concurrency", settings["concurrency"]), ("max_queue", settings["max_queue"] or 1)):
+        if value < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    torch_threads = args.torch_threads or default_torch_threads()
+    if args.model != "sim":
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    model, why_model = choose_model(options)
+    errors = refuse_meaningless(args, model, why_model)
+    if errors:
+        p.error("; ".join(errors))
+
+    backend = build_backend(model, options)
+    limits = imaging.ImageLimits(max_bytes=int(args.max_mb * 1024 * 1024), max_side=args.max_side)
+    segmenter = Segmenter(backend, args.output, args.png_level, limits)
+    segmenter.segment(imaging.sample_png())  # the first call pays for lazy init; no request should
+    ledger = Ledger(backend.peak_memory_bytes, backend.reset_peak_memory)
+    ledger.reset()
+    service = Service(segmenter, ledger)
+
+    concurrency = None if args.kind == "fastapi-naive" else settings["concurrency"]
+    lock_scope = {"gradio": "queue", "fastapi": settings["lock_scope"], "fastapi-naive": "none"}[args.kind]
+    info = backend.info
+    weights_word = {"real": "REAL weights", "random": "RANDOM weights (noise masks)", "none": "no weights"}
+    startup_line = (
+        f"{args.kind} on http://{args.host}:{args.port}"
+        f" | backend {info.backend} ({why_model}) on {info.device}"
+        f" {info.dtype}, {weights_word.get(info.weights, info.weights)}"
+        f"{' from ' + info.weights_source if info.weights_source else ''}"
+        f"{' | ' + info.detail if info.detail else ''}"
+        f" | concurrency {concurrency if concurrency is not None else 'unbounded'}, lock scope {lock_scope}"
+        f" | max queue {settings['max_queue'] or 'unbounded'} | torch threads {torch_threads}"
+        f" | output {args.output}, png level {args.png_level}"
+    )
+    health = HealthState(
+        info={
+            "server": args.kind,
+            "pid": os.getpid(),
+            "model": {**asdict(info), "chosen_because": why_model},
+            "flags": {**vars(args), **settings},
+            "torch_threads": torch_threads,
+            "concurrency": concurrency,
+            "lock_scope": lock_scope,
+            "startup_line": startup_line,
+        }
+    )
+    print(startup_line, flush=True)
+
+    if args.kind == "gradio":
+        from servers.gradio_app import configure_environment, serve
+
+        temp_dir = Path(tempfile.mkdtemp(prefix="gvf-gradio-"))
+        configure_environment(temp_dir)
+        serve(
+            service,
+            health,
+            host=args.host,
+            port=args.port,
+            concurrency=settings["concurrency"],
+            max_queue=settings["max_queue"],
+            temp_dir=temp_dir,
+        )
+        return 0
+
+    import uvicorn
+
+    from servers.fastapi_app import create_app
+
+    app = create_app(
+        service,
+        health,
+        concurrency=concurrency,
+        lock_scope=settings["lock_scope"],
+        max_queue=settings["max_queue"],
+    )
+    health.ready = True
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Shared plumbing for the backends that run a torch module: device, dtype, sync, memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from servers.core.backends.base import BackendInfo
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when present; anything else is passed to torch as given."""
+    if device == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    return resolved
+
+
+class TorchBackend:
+    """Runs ``module`` on a batch; ``to_mask`` turns its raw output into masks in [0, 1].
+
+    Subclasses build the module and say how its raw output becomes a [B,S,S] mask in [0,1].
+    """
+
+    info: BackendInfo
+    input_size: int
+
+    def __init__(self, module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+        self.device = device
+        self.dtype = dtype
+        self.module = module.to(device=device, dtype=dtype).eval()
+
+    def to_mask(self, output: object) -> torch.Tensor:
+        raise NotImplementedError
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, self.dtype)
+            mask = self.to_mask(self.module(x)).float()
+            if self.device.type == "cuda":
+                # the GPU stage ends when the kernels end, not when they are queued
+                torch.cuda.synchronize(self.device)
+            return mask.cpu().numpy()
+
+    def peak_memory_bytes(self) -> int | None:
+        if self.device.type != "cuda":
+            return None
+        return int(torch.cuda.max_memory_allocated(self.device))
+
+    def reset_peak_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)

@@ -1,0 +1,96 @@
+"""The Segmenter contract every server calls: load once, then pre -> GPU stage -> post.
+
+The three stages are separate so an adapter can hold its GPU lock around the GPU stage
+alone (FastAPI ``--lock-scope gpu``) or around all of them (Gradio's queue, FastAPI
+``--lock-scope request``). :class:`Service` stamps each stage into the request's ledger row,
+so both adapters measure the same things the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from servers.core import imaging
+from servers.core.backends.base import Backend, BackendInfo
+from servers.core.ledger import Ledger, LedgerRow
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded request: the upright RGB image and the model's normalised input."""
+
+    image: Image.Image
+    tensor: np.ndarray  # [3, S, S] float32
+
+
+class Segmenter:
+    def __init__(
+        self,
+        backend: Backend,
+        output: str = "cutout",
+        png_level: int = 1,
+        limits: imaging.ImageLimits | None = None,
+    ) -> None:
+        if output not in imaging.OUTPUTS:
+            raise ValueError(f"output must be one of {imaging.OUTPUTS}, not {output!r}")
+        if not 0 <= png_level <= 9:
+            raise ValueError(f"PNG compression level must be 0..9, not {png_level}")
+        self.backend = backend
+        self.output = output
+        self.png_level = png_level
+        self.limits = limits or imaging.ImageLimits()
+
+    @property
+    def info(self) -> BackendInfo:
+        return self.backend.info
+
+    def pre(self, data: bytes) -> Prepared:
+        image = imaging.decode(data, self.limits)
+        return Prepared(image, imaging.normalise(image, self.backend.input_size))
+
+    def gpu(self, batch: Sequence[Prepared]) -> list[np.ndarray]:
+        masks = self.backend.infer(np.stack([prepared.tensor for prepared in batch]))
+        return list(masks)
+
+    def post(self, prepared: Prepared, mask: np.ndarray) -> bytes:
+        return imaging.compose(prepared.image, mask, self.output, self.png_level)
+
+    def segment(self, data: bytes) -> bytes:
+        """All three stages in-process: the no-server baseline and the warm-up call."""
+        prepared = self.pre(data)
+        return self.post(prepared, self.gpu([prepared])[0])
+
+
+class Service:
+    """The Segmenter's stages, each timed into a ledger row: what both adapters call."""
+
+    def __init__(self, segmenter: Segmenter, ledger: Ledger) -> None:
+        self.segmenter = segmenter
+        self.ledger = ledger
+
+    def pre(self, row: LedgerRow, data: bytes) -> Prepared:
+        started = time.perf_counter()
+        try:
+            return self.segmenter.pre(data)
+        finally:
+            row.pre_s = time.perf_counter() - started
+
+    def gpu(self, row: LedgerRow, prepared: Prepared) -> np.ndarray:
+        with self.ledger.gpu_stage(row):
+            return self.segmenter.gpu([prepared])[0]
+
+    def post(self, row: LedgerRow, prepared: Prepared, mask: np.ndarray) -> bytes:
+        started = time.perf_counter()
+        try:
+            return self.segmenter.post(prepared, mask)
+        finally:
+            row.post_s = time.perf_counter() - started
+
+    def run(self, row: LedgerRow, data: bytes) -> bytes:
+        prepared = self.pre(row, data)
+        return self.post(row, prepared, self.gpu(row, prepared))

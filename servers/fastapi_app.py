@@ -1,0 +1,156 @@
+"""The hand-rolled FastAPI adapter: the core behind an ``asyncio.Semaphore``.
+
+``--lock-scope gpu`` (default) holds the semaphore around the GPU stage alone, so decoding
+and encoding of other requests overlap it; ``--lock-scope request`` holds it from before
+decode to after encode — exactly what Gradio's queue serialises. ``fastapi-naive`` has no
+semaphore at all: the control that shows what GPU collisions cost. CPU stages run in worker
+threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from servers.core import imaging
+from servers.core.imaging import ImageError
+from servers.core.ledger import LedgerRow
+from servers.core.segmenter import Service
+from servers.http_common import REQUEST_ID_HEADER, HealthState, RequestIdMiddleware, add_common_routes
+
+RAW_TYPES = ("image/", "application/octet-stream")
+RETRY_AFTER_S = 1
+
+
+class QueueFull(Exception):
+    """More requests wait for the GPU than ``--max-queue`` allows."""
+
+
+class Admission:
+    """``asyncio.Semaphore(limit)`` with a bounded line of waiters; stamps t_admit."""
+
+    def __init__(self, limit: int, max_queue: int | None) -> None:
+        self._semaphore = asyncio.Semaphore(limit)
+        self._max_queue = max_queue
+        self.waiting = 0
+
+    @asynccontextmanager
+    async def slot(self, row: LedgerRow) -> AsyncIterator[None]:
+        if self._max_queue is not None and self._semaphore.locked() and self.waiting >= self._max_queue:
+            raise QueueFull
+        self.waiting += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self.waiting -= 1
+        row.t_admit = time.time()
+        try:
+            yield
+        finally:
+            self._semaphore.release()
+
+
+class NoAdmission:
+    """The naive control: everyone is admitted on arrival."""
+
+    @asynccontextmanager
+    async def slot(self, row: LedgerRow) -> AsyncIterator[None]:
+        row.t_admit = row.t_recv
+        yield
+
+
+def create_app(
+    service: Service,
+    health: HealthState,
+    *,
+    concurrency: int | None,
+    lock_scope: str,
+    max_queue: int | None,
+) -> FastAPI:
+    """``concurrency=None`` builds the naive app (no semaphore)."""
+    app = FastAPI(title="BiRefNet segmentation (FastAPI)")
+    app.add_middleware(RequestIdMiddleware)
+    add_common_routes(app, service.ledger, health)
+    admission = NoAdmission() if concurrency is None else Admission(concurrency, max_queue)
+
+    async def segment(request_id: str, endpoint: str, data: bytes) -> bytes:
+        row = service.ledger.open(request_id, endpoint)
+        status = 500
+        try:
+            if lock_scope == "request":
+                async with admission.slot(row):
+                    png = await run_in_threadpool(service.run, row, data)
+            else:
+                prepared = await run_in_threadpool(service.pre, row, data)
+                async with admission.slot(row):
+                    mask = await run_in_threadpool(service.gpu, row, prepared)
+                png = await run_in_threadpool(service.post, row, prepared, mask)
+            status = 200
+            return png
+        except ImageError as exc:
+            status = exc.status
+            raise
+        except QueueFull:
+            status = 503
+            raise
+        finally:
+            service.ledger.close(row, status)
+
+    @app.exception_handler(ImageError)
+    async def bad_image(request: Request, exc: ImageError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, exc: QueueFull) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"server busy: more than {max_queue} requests wait for the GPU; retry later"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.post("/segment", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    async def segment_raw(request: Request) -> Response:
+        """Raw image bytes as the body (or multipart field ``image``) -> PNG."""
+        data = await read_image_body(request)
+        png = await segment(request.headers[REQUEST_ID_HEADER], "/segment", data)
+        return Response(png, media_type="image/png")
+
+    @app.post("/segment_b64")
+    async def segment_b64(request: Request) -> JSONResponse:
+        """``{"image": "<base64 or data: URL>"}`` -> ``{"image": "<base64 PNG>", "request_id": ...}``."""
+        try:
+            payload = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ImageError('body is not JSON: send {"image": "<base64 image>"}') from None
+        if not isinstance(payload, dict) or "image" not in payload:
+            raise ImageError('JSON body needs an "image" field: {"image": "<base64 image>"}')
+        data = imaging.decode_base64(payload["image"])
+        request_id = request.headers[REQUEST_ID_HEADER]
+        png = await segment(request_id, "/segment_b64", data)
+        return JSONResponse({"image": imaging.encode_base64(png), "request_id": request_id})
+
+    return app
+
+
+async def read_image_body(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "application/octet-stream").lower()
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("image")
+        if upload is None or isinstance(upload, str):
+            raise ImageError('multipart body needs a file field named "image"')
+        return await upload.read()
+    if not content_type.startswith(RAW_TYPES):
+        raise ImageError(
+            f"Content-Type {content_type!r} is not an image: send the raw bytes as image/png, image/jpeg, "
+            'image/webp or application/octet-stream, or a multipart field named "image"',
+            status=415,
+        )
+    return await request.body()

@@ -1,0 +1,122 @@
+"""What both server kinds share over HTTP: request ids, health, the ledger routes.
+
+Both apps are FastAPI applications (``gradio.Server`` subclasses FastAPI), so the same
+routes and the same ASGI middleware serve both, and the load generator sees one protocol
+for everything that is not the inference call itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from servers.core.ledger import Ledger, new_request_id
+
+REQUEST_ID_HEADER = "x-request-id"
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass
+class HealthState:
+    """``/healthz`` answers 503 until the model is loaded and warmed up, then ``info``."""
+
+    info: dict[str, Any] = field(default_factory=dict)
+    ready: bool = False
+
+
+class ArrivalStamps:
+    """t_recv of requests whose handler runs later (Gradio's queue), keyed by request id.
+
+    Bounded: a call that never reaches its handler (rejected, cancelled) must not grow it.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._stamps: OrderedDict[str, float] = OrderedDict()
+        self._capacity = capacity
+
+    def put(self, request_id: str, t_recv: float) -> None:
+        self._stamps[request_id] = t_recv
+        while len(self._stamps) > self._capacity:
+            self._stamps.popitem(last=False)
+
+    def pop(self, request_id: str) -> float | None:
+        return self._stamps.pop(request_id, None)
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an ``X-Request-ID`` (the client's, or a new one) and echoes it.
+
+    For paths in ``stamp_paths`` (prefixes) it also records t_recv — the moment the app has
+    read the whole body, so uploads stay outside the measured span, as in the FastAPI handlers.
+    """
+
+    def __init__(self, app: ASGIApp, stamps: ArrivalStamps | None = None, stamp_paths: tuple[str, ...] = ()):
+        self.app = app
+        self.stamps = stamps
+        self.stamp_paths = stamp_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
+        request_id = next((v.decode("latin-1") for k, v in headers if k == REQUEST_ID_HEADER.encode()), "")
+        if not request_id:
+            request_id = new_request_id()
+            headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+            scope = {**scope, "headers": headers}
+        if (
+            self.stamps is not None
+            and scope["method"] == "POST"
+            and scope["path"].startswith(self.stamp_paths)
+        ):
+            receive = self._stamping_receive(receive, request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())],
+                }
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+    def _stamping_receive(self, receive: Receive, request_id: str) -> Receive:
+        stamps = self.stamps
+        assert stamps is not None
+
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                stamps.put(request_id, time.time())
+            return message
+
+        return wrapped
+
+
+def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState) -> None:
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        if not health.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ok", **health.info})
+
+    @app.get("/ledger")
+    def get_ledger() -> JSONResponse:
+        return JSONResponse(ledger.snapshot())
+
+    @app.post("/ledger/reset")
+    def reset_ledger() -> JSONResponse:
+        ledger.reset()
+        return JSONResponse({"ok": True})

@@ -1,0 +1,43 @@
+"""Shared fixtures: servers under test run as real processes in their own process groups."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from loadtests.serverproc import ServerProcess, start_server
+
+# nothing in the tests may reach the network: transformers and the hub stay offline
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+StartServer = Callable[..., ServerProcess]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs CUDA (marker gpu)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[StartServer]:
+    """Start ``python -m servers KIND ...`` processes; all are stopped (by group) afterwards."""
+    started: list[ServerProcess] = []
+
+    def start(kind: str, *args: str) -> ServerProcess:
+        server = start_server(kind, list(args), log_path=tmp_path / f"{kind}-{len(started)}.log")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,182 @@
+"""The three server kinds as real processes: same bytes, protocols, locks, collisions, flags."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+
+from tests import gradio_http
+from tests.conftest import StartServer
+
+PHOTO = (Path(__file__).parent / "data" / "photo.jpg").read_bytes()
+KINDS = ("gradio", "fastapi", "fastapi-naive")
+
+
+def fastapi_raw(base: str, data: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{base}/segment", content=data, headers={"Content-Type": "image/jpeg", **headers}, timeout=120
+    )
+
+
+def all_outputs(servers: dict, data: bytes) -> dict[str, bytes]:
+    outputs: dict[str, bytes] = {}
+    for kind, server in servers.items():
+        if kind == "gradio":
+            outputs["gradio segment (file)"] = gradio_http.segment_file(server.url, data)
+            result = gradio_http.call(server.url, "segment_b64", base64.b64encode(data).decode())
+            assert result.event == "complete", result.data
+            outputs["gradio segment_b64"] = base64.b64decode(result.data[0])
+        else:
+            response = fastapi_raw(server.url, data)
+            assert response.status_code == 200, response.text
+            outputs[f"{kind} /segment"] = response.content
+            multipart = httpx.post(f"{server.url}/segment", files={"image": ("p.jpg", data)}, timeout=120)
+            outputs[f"{kind} /segment multipart"] = multipart.content
+            b64 = httpx.post(
+                f"{server.url}/segment_b64",
+                json={"image": "data:image/jpeg;base64," + base64.b64encode(data).decode()},
+                timeout=120,
+            )
+            outputs[f"{kind} /segment_b64"] = base64.b64decode(b64.json()["image"])
+    return outputs
+
+
+@pytest.mark.parametrize("model", ["sim", pytest.param("u2netp", marks=pytest.mark.slow)])
+def test_every_server_returns_identical_bytes(server_factory: StartServer, model: str) -> None:
+    servers = {kind: server_factory(kind, "--model", model, "--torch-threads", "1") for kind in KINDS}
+    outputs = all_outputs(servers, PHOTO)
+    reference = outputs["fastapi /segment"]
+    assert reference.startswith(b"\x89PNG")
+    assert {name: out == reference for name, out in outputs.items()} == dict.fromkeys(outputs, True)
+    for server in servers.values():
+        health = server.health
+        assert health["model"]["backend"] == model
+        assert health["model"]["weights"] == ("none" if model == "sim" else "real")
+
+
+def test_in_process_pipeline_matches_the_servers(server_factory: StartServer) -> None:
+    from servers.core.backends.sim import SimBackend
+    from servers.core.segmenter import Segmenter
+
+    expected = Segmenter(SimBackend(0)).segment(PHOTO)
+    server = server_factory("fastapi", "--model", "sim", "--sim-ms", "0")
+    assert fastapi_raw(server.url, PHOTO).content == expected
+
+
+def test_gradio_client_contract(server_factory: StartServer, tmp_path: Path) -> None:
+    server = server_factory("gradio", "--model", "sim", "--output", "mask")
+    client = Client(server.url, verbose=False)
+    encoded = client.predict(base64.b64encode(PHOTO).decode(), api_name="/segment_b64")
+    photo_path = tmp_path / "photo.jpg"
+    photo_path.write_bytes(PHOTO)
+    result = client.predict(handle_file(str(photo_path)), api_name="/segment")
+    result_path = result["path"] if isinstance(result, dict) else result
+    assert Path(result_path).read_bytes() == base64.b64decode(encoded)
+
+
+def test_request_id_is_echoed_and_generated(server_factory: StartServer) -> None:
+    server = server_factory("fastapi", "--model", "sim", "--sim-ms", "0")
+    assert fastapi_raw(server.url, PHOTO, **{"X-Request-ID": "mine-1"}).headers["x-request-id"] == "mine-1"
+    generated = fastapi_raw(server.url, PHOTO).headers["x-request-id"]
+    assert generated
+    ids = [row["request_id"] for row in httpx.get(f"{server.url}/ledger").json()["requests"]]
+    assert ids == ["mine-1", generated]
+
+
+def burst(requests: list) -> list:
+    """Release all calls together (a barrier), as the collision scenario does."""
+    barrier = threading.Barrier(len(requests))
+
+    def fire(call):  # type: ignore[no-untyped-def]
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(fire, requests))
+
+
+def ledger_rows(base: str) -> list[dict]:
+    return httpx.get(f"{base}/ledger").json()["requests"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "args", "expect_collisions"),
+    [
+        ("fastapi-naive", (), True),
+        ("fastapi", ("--concurrency", "1"), False),
+        ("fastapi", ("--concurrency", "1", "--lock-scope", "request"), False),
+        ("gradio", ("--concurrency", "1"), False),
+    ],
+)
+def test_gpu_collisions_only_without_a_lock(
+    server_factory: StartServer, kind: str, args: tuple[str, ...], expect_collisions: bool
+) -> None:
+    server = server_factory(kind, "--model", "sim", "--sim-ms", "50", *args)
+    httpx.post(f"{server.url}/ledger/reset")
+    b64 = base64.b64encode(PHOTO).decode()
+    if kind == "gradio":  # both endpoints mixed: one concurrency_id bounds them together
+        calls = [
+            (lambda: gradio_http.segment_file(server.url, PHOTO))
+            if i % 2
+            else (lambda: gradio_http.call(server.url, "segment_b64", b64).event)
+            for i in range(8)
+        ]
+    else:
+        calls = [lambda: fastapi_raw(server.url, PHOTO).status_code for _ in range(8)]
+    burst(calls)
+    rows = ledger_rows(server.url)
+    assert len(rows) == 8 and all(row["status"] == 200 for row in rows)
+    max_depth = max(row["gpu_depth"] for row in rows)
+    assert (max_depth > 1) if expect_collisions else (max_depth == 1)
+    if "request" in args or kind == "gradio":  # the whole request is serialised, not just the GPU
+        spans = sorted((row["t_admit"], row["t_send"]) for row in rows)
+        assert all(later[0] >= earlier[1] - 0.005 for earlier, later in itertools.pairwise(spans))
+
+
+def test_fastapi_max_queue_answers_503_with_retry_after(server_factory: StartServer) -> None:
+    server = server_factory("fastapi", "--model", "sim", "--sim-ms", "400", "--max-queue", "1")
+    responses = burst([lambda: fastapi_raw(server.url, PHOTO) for _ in range(5)])
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(200) >= 2 and 503 in statuses
+    rejected = next(r for r in responses if r.status_code == 503)
+    assert rejected.headers["retry-after"] == "1" and "retry" in rejected.json()["detail"]
+    assert fastapi_raw(server.url, PHOTO).status_code == 200
+
+
+def test_gradio_max_queue_answers_503(server_factory: StartServer) -> None:
+    server = server_factory("gradio", "--model", "sim", "--sim-ms", "600", "--max-queue", "1")
+    b64 = base64.b64encode(PHOTO).decode()
+    statuses = burst(
+        [
+            lambda: httpx.post(f"{server.url}/gradio_api/call/segment_b64", json={"data": [b64]}).status_code
+            for _ in range(6)
+        ]
+    )
+    assert 503 in statuses and 200 in statuses
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["gradio", "--lock-scope", "gpu"], "--lock-scope means nothing for gradio"),
+        (["fastapi-naive", "--concurrency", "2"], "--concurrency means nothing for fastapi-naive"),
+        (["fastapi", "--model", "sim", "--weights", "x"], "--weights means nothing for model sim"),
+        (["fastapi", "--model", "u2netp", "--sim-ms", "5"], "--sim-ms means nothing for model u2netp"),
+        (["fastapi", "--model", "sim", "--concurrency", "0"], "--concurrency must be >= 1"),
+    ],
+)
+def test_meaningless_flags_are_refused(argv: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "servers", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
