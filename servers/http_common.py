@@ -114,7 +114,8 @@ def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState) -> None
 
     @app.get("/ledger")
     def get_ledger() -> JSONResponse:
-        return JSONResponse(ledger.snapshot())
+        # the model travels with the rows: a ledger never reads as real-GPU evidence by accident
+        return JSONResponse({**ledger.snapshot(), "model": health.info.get("model")})
 
     @app.post("/ledger/reset")
     def reset_ledger() -> JSONResponse:

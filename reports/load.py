@@ -1,0 +1,144 @@
+"""Read one run directory: ``requests.csv`` into a typed DataFrame, ``run.json`` into a dict.
+
+A run that crashed or was interrupted is still a run: its table may end in a half-written
+line, its run.json may say ``failed``/``interrupted``, lack ``ended`` or be missing, and
+its last point may be absent from ``points``. Loading tolerates all of that and lists
+what was incomplete in :attr:`Run.partial_reasons`, so every document can say so.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reports.schema import COLUMNS, RUN_FILE, TABLE_FILE, PointRecord
+
+_INT_COLUMNS = ("users", "status", "bytes", "queue_rank", "server_status", "gpu_depth")
+_FLOAT_COLUMNS = (
+    "rate",
+    "t_scheduled",
+    "t_sent",
+    "t_done",
+    "send_lag",
+    "queue_eta",
+    "t_recv",
+    "t_admit",
+    "t_gpu_start",
+    "t_gpu_end",
+    "t_send",
+    "pre_s",
+    "post_s",
+)
+_BOOL_COLUMNS = ("ok",)
+_TRUE_TEXT = {"true", "1", "yes"}
+
+
+@dataclass
+class Run:
+    """One loaded run: where it lives, its table, its description and what was incomplete."""
+
+    path: Path
+    table: pd.DataFrame
+    meta: dict[str, Any]
+    points: list[PointRecord]
+    partial_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id") or self.path.name)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.partial_reasons)
+
+    @property
+    def model(self) -> dict[str, Any]:
+        return dict(self.meta.get("model") or {})
+
+
+def read_table(path: Path) -> tuple[pd.DataFrame, bool]:
+    """The table with the schema's dtypes, and whether a half-written last line was dropped.
+
+    Rows are appended as requests complete, so a crash can leave the last line cut short;
+    parsing it would invent a row with missing fields, hence it is dropped.
+    """
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    truncated = bool(text) and not text.endswith("\n")
+    if truncated:
+        text = text[: text.rfind("\n") + 1]
+    if not text.strip():
+        return empty_table(), truncated
+    raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    return typed_table(raw), truncated
+
+
+def empty_table() -> pd.DataFrame:
+    return typed_table(pd.DataFrame({name: pd.Series([], dtype=str) for name in COLUMNS}))
+
+
+def typed_table(raw: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as str ('' for empty), numbers as float64 / nullable Int64, ok as bool."""
+    table = pd.DataFrame(index=raw.index)
+    for name in COLUMNS:
+        column = raw[name] if name in raw.columns else pd.Series("", index=raw.index, dtype=str)
+        column = column.astype(object).where(column.notna(), "").astype(str).str.strip()
+        if name in _FLOAT_COLUMNS:
+            table[name] = pd.to_numeric(column.replace("", None), errors="coerce").astype("float64")
+        elif name in _INT_COLUMNS:
+            table[name] = pd.to_numeric(column.replace("", None), errors="coerce").round().astype("Int64")
+        elif name in _BOOL_COLUMNS:
+            table[name] = column.str.lower().isin(_TRUE_TEXT)
+        else:
+            table[name] = column
+    return table
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """run.json as a dict, or None where it is missing or unreadable."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def point_records(meta: dict[str, Any]) -> list[PointRecord]:
+    """The run's points (keys not in PointRecord ignored; an unreadable entry skipped)."""
+    known = {f.name for f in fields(PointRecord)}
+    records = []
+    for entry in meta.get("points") or []:
+        try:
+            records.append(PointRecord(**{k: v for k, v in entry.items() if k in known}))
+        except TypeError:
+            continue
+    return records
+
+
+def load_run(run_dir: Path | str) -> Run:
+    """Load a run directory (complete or not)."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: not a run directory")
+    table, truncated = read_table(path / TABLE_FILE)
+    meta = read_meta(path / RUN_FILE)
+    reasons: list[str] = []
+    if meta is None:
+        reasons.append(f"{RUN_FILE} missing or unreadable: the run did not finish writing it")
+        meta = {}
+    else:
+        outcome = meta.get("outcome")
+        if outcome != "complete":
+            detail = meta.get("outcome_detail") or ""
+            reasons.append(f"run outcome is {outcome or 'not recorded'}" + (f": {detail}" if detail else ""))
+        if not meta.get("ended"):
+            reasons.append("run.json has no end time: the run stopped before it could record one")
+    if truncated:
+        reasons.append(f"{TABLE_FILE} ended in a half-written line (dropped)")
+    if not (path / TABLE_FILE).exists():
+        reasons.append(f"{TABLE_FILE} missing: no request completed")
+    return Run(path=path, table=table, meta=meta, points=point_records(meta), partial_reasons=reasons)
