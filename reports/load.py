@@ -16,25 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from reports.schema import COLUMNS, RUN_FILE, TABLE_FILE, PointRecord
+from reports.schema import COLUMN_TYPES, COLUMNS, RUN_FILE, TABLE_FILE, PointRecord
 
-_INT_COLUMNS = ("users", "status", "bytes", "queue_rank", "server_status", "gpu_depth")
-_FLOAT_COLUMNS = (
-    "rate",
-    "t_scheduled",
-    "t_sent",
-    "t_done",
-    "send_lag",
-    "queue_eta",
-    "t_recv",
-    "t_admit",
-    "t_gpu_start",
-    "t_gpu_end",
-    "t_send",
-    "pre_s",
-    "post_s",
-)
-_BOOL_COLUMNS = ("ok",)
 _TRUE_TEXT = {"true", "1", "yes"}
 
 
@@ -87,11 +70,12 @@ def typed_table(raw: pd.DataFrame) -> pd.DataFrame:
     for name in COLUMNS:
         column = raw[name] if name in raw.columns else pd.Series("", index=raw.index, dtype=str)
         column = column.astype(object).where(column.notna(), "").astype(str).str.strip()
-        if name in _FLOAT_COLUMNS:
+        kind = COLUMN_TYPES[name]
+        if kind == "float":
             table[name] = pd.to_numeric(column.replace("", None), errors="coerce").astype("float64")
-        elif name in _INT_COLUMNS:
+        elif kind == "int":
             table[name] = pd.to_numeric(column.replace("", None), errors="coerce").round().astype("Int64")
-        elif name in _BOOL_COLUMNS:
+        elif kind == "bool":
             table[name] = column.str.lower().isin(_TRUE_TEXT)
         else:
             table[name] = column

@@ -61,6 +61,8 @@ class RequestRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRow))
+# each column's value type ("int", "float", "bool" or "str"), read off RequestRow's annotations
+COLUMN_TYPES: dict[str, str] = {f.name: str(f.type).split("|")[0].strip() for f in fields(RequestRow)}
 LEDGER_COLUMNS: tuple[str, ...] = (
     "endpoint",
     "server_status",

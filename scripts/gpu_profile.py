@@ -46,7 +46,11 @@ def main() -> int:
     args = parser.parse_args()
 
     backend = BiRefNetNativeBackend(
-        weights=None, random_weights=True, variant=args.variant, resolution=args.resolution, device=args.device
+        weights=None,
+        random_weights=True,
+        variant=args.variant,
+        resolution=args.resolution,
+        device=args.device,
     )
     rows = []
     for size in (int(b) for b in args.batches.split(",")):
@@ -68,7 +72,12 @@ def main() -> int:
         print(f"batch {size}: {median_s * 1000:.1f} ms per call, {size / median_s:.1f} images/s", flush=True)
     info = backend.info
     result = {
-        "model": {"backend": info.backend, "weights": info.weights, "device": info.device, "dtype": info.dtype},
+        "model": {
+            "backend": info.backend,
+            "weights": info.weights,
+            "device": info.device,
+            "dtype": info.dtype,
+        },
         "detail": info.detail,
         "gpu": torch.cuda.get_device_name() if backend.device.type == "cuda" else None,
         "torch": torch.__version__,
