@@ -1,0 +1,180 @@
+"""``gvf``: the project's console script.
+
+- ``gvf run``     benchmark the chosen servers with the chosen scenarios; writes a run directory
+                  (requests.csv, run.json) and builds its report
+- ``gvf serve``   start one server in the foreground (``python -m servers KIND ...``)
+- ``gvf report``  build a report from run directories (reports.build)
+- ``gvf list``    servers, clients, scenarios, profiles, model backends
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SERVERS = ("gradio", "fastapi", "fastapi-naive")
+# what `python -m servers --model` accepts (the server refuses anything else with a message)
+BACKENDS = {
+    "auto": "birefnet with CUDA and weights, else birefnet_native --random-weights; u2netp without CUDA",
+    "sim": "simulated GPU: fixed service time, processor sharing when calls overlap (tests, what-ifs)",
+    "u2netp": "U²-Net-p, real weights, CPU (the quick profile)",
+    "birefnet": "BiRefNet via transformers (ZhengPeng7/BiRefNet, pinned revision)",
+    "birefnet_native": "the project's own BiRefNet implementation (strict state-dict load)",
+}
+DEFAULT_OUT = Path("reports/runs")
+
+
+def _csv_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from loadtests.clients import CLIENTS
+    from loadtests.scenarios import PROFILES, SCENARIOS
+
+    parser = argparse.ArgumentParser(prog="gvf", description="gradio.Server vs FastAPI: what each costs you.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="benchmark servers; writes DIR/<YYYYmmdd-HHMMSS>-<profile>/")
+    run.add_argument(
+        "--servers", type=_csv_list, default=list(SERVERS), help="comma list (default: all three)"
+    )
+    run.add_argument(
+        "--clients",
+        type=_csv_list,
+        default=None,
+        help=f"comma list of {', '.join(CLIENTS)}; each runs against the servers it speaks to "
+        "(default: fastapi for the FastAPI servers, gradio-b64 for gradio)",
+    )
+    run.add_argument(
+        "--scenarios", type=_csv_list, default=None, help=f"comma list of {', '.join(SCENARIOS)}"
+    )
+    run.add_argument(
+        "--profile", choices=list(PROFILES), default=None, help="default: quick without a GPU, else full"
+    )
+    run.add_argument("--model", choices=list(BACKENDS), default=None, help="default: the profile's")
+    run.add_argument("--image", type=Path, default=None, help="input image (default: the profile's)")
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"runs directory (default {DEFAULT_OUT})")
+    run.add_argument("--target-url", default=None, help="run against a server already up (no ledger join)")
+    run.add_argument("--workers", type=int, default=0, help="Locust distributed mode with N worker processes")
+    run.add_argument("--seed", type=int, default=1, help="open-loop arrival seed")
+    run.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra flag for every server (repeat), e.g. --server-arg=--concurrency=2",
+    )
+    run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+
+    serve = commands.add_parser("serve", help="start python -m servers KIND ... in the foreground")
+    serve.add_argument("kind", choices=SERVERS)
+    serve.add_argument("server_args", nargs=argparse.REMAINDER, help="flags passed to the server")
+
+    commands.add_parser("report", help="build a report from run directories (see gvf report --help)")
+
+    commands.add_parser("list", help="servers, clients, scenarios, profiles, backends")
+    return parser
+
+
+def _has_gpu() -> bool:
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return False
+    try:
+        return (
+            subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=10, check=False).returncode == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _list() -> int:
+    from loadtests.clients import CLIENTS
+    from loadtests.scenarios import PROFILES, SCENARIOS
+
+    print("servers:   " + ", ".join(SERVERS))
+    print("clients:")
+    for name, client in CLIENTS.items():
+        print(f"  {name:<14} [{client.family}] {client.description}")
+    print("scenarios: " + ", ".join(SCENARIOS))
+    print("profiles:")
+    for name, profile in PROFILES.items():
+        print(f"  {name:<6} model {profile.model}: {profile.description}")
+    print("backends (--model):")
+    for name, text in BACKENDS.items():
+        print(f"  {name:<16} {text}")
+    return 0
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from loadtests.clients import CLIENTS
+    from loadtests.orchestrate import RunOptions, install_signal_handlers, run
+    from loadtests.scenarios import PROFILES, SCENARIOS
+
+    profile = PROFILES[args.profile or ("full" if _has_gpu() else "quick")]
+    scenarios = args.scenarios or list(profile.default_scenarios)
+    for name in scenarios:
+        if name not in SCENARIOS:
+            parser.error(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    for name in args.servers:
+        if name not in SERVERS:
+            parser.error(f"unknown server {name!r}; known: {', '.join(SERVERS)}")
+    for name in args.clients or []:
+        if name not in CLIENTS:
+            parser.error(f"unknown client {name!r}; known: {', '.join(CLIENTS)}")
+    if args.workers < 0:
+        parser.error("--workers must be >= 0")
+    options = RunOptions(
+        profile=profile,
+        servers=args.servers,
+        scenarios=scenarios,
+        out_dir=args.out,
+        image=args.image or profile.image,
+        model=args.model or profile.model,
+        clients=args.clients,
+        target_url=args.target_url,
+        workers=args.workers,
+        seed=args.seed,
+        server_args=args.server_arg,
+        build_report=not args.no_report,
+    )
+    install_signal_handlers()
+    outcome = run(options)
+    return outcome.exit_code
+
+
+def _report(argv: list[str]) -> int:
+    try:
+        from reports.build import main as report_main
+    except ImportError as error:
+        print(f"gvf report: reports.build is not available ({error})", file=sys.stderr)
+        return 2
+    return int(report_main(argv) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["report"]:
+        return _report(arguments[1:])  # reports.build parses (and documents) its own flags
+    if arguments[:1] == ["run"]:
+        # Locust runs inside `gvf run`: gevent must patch the standard library before
+        # anything imports ssl or urllib3, opens sockets or starts threads.
+        import locust  # noqa: F401
+    parser = build_parser()
+    args = parser.parse_args(arguments)
+    if args.command == "list":
+        return _list()
+    if args.command == "serve":
+        server_args = [a for a in args.server_args if a != "--"]
+        # exec: the server gets the terminal's signals directly, and its exit code is ours
+        os.execv(sys.executable, [sys.executable, "-m", "servers", args.kind, *server_args])
+    return _run(args, parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

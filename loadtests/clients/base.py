@@ -1,0 +1,117 @@
+"""The one interface every client implements, and the result of one logical request.
+
+A *logical request* is one image in and one result out, however many HTTP calls the
+protocol needs for it (1 for FastAPI, 2 for Gradio with base64, 4 with file upload).
+:meth:`Client.call` times it end to end and never raises: a failure is a result with
+``ok=False`` and an ``error`` of the form ``"kind: message"`` (reports group by kind).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from loadtests.session import DeadlineExceeded, Response, Session
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class CallResult:
+    request_id: str
+    t_sent: float  # just before the first byte of the first HTTP call
+    t_done: float  # after the last byte of the result (or when the failure was noticed)
+    status: int  # HTTP status of the call that decided the outcome (0 = no response)
+    ok: bool
+    error: str  # "kind: message", "" when ok
+    bytes: int  # size of the result image (decoded PNG), whatever its transport encoding
+    queue_rank: int | None = None  # gradio-queue only
+    queue_eta: float | None = None  # gradio-queue only
+
+
+@dataclass
+class Outcome:
+    """What a protocol exchange produced (the timing is added by :meth:`Client.call`)."""
+
+    status: int
+    result_bytes: int
+    queue_rank: int | None = None
+    queue_eta: float | None = None
+
+
+class CallError(Exception):
+    """A protocol-level failure: an HTTP error status, an SSE error event, a bad result."""
+
+    def __init__(self, kind: str, message: str, status: int = 0) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.status = status
+
+
+class Client(ABC):
+    """One protocol; built once per image, then called concurrently from many users."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]  # the server family it speaks to: "fastapi" or "gradio"
+    description: ClassVar[str]
+
+    def __init__(self, image: bytes, content_type: str) -> None:
+        self.image = image
+        self.content_type = content_type
+        # encoded once: the base64 cost belongs to the client's setup, not to each request
+        self.image_b64 = base64.b64encode(image).decode("ascii")
+
+    def prepare(self, session: Session, deadline: float) -> None:  # noqa: B027 (optional hook)
+        """One-off discovery before the first call (e.g. Gradio's fn_index); may raise."""
+
+    @abstractmethod
+    def exchange(self, session: Session, request_id: str, deadline: float) -> Outcome:
+        """The HTTP calls of one logical request; raises on any failure."""
+
+    def call(self, session: Session, request_id: str, deadline: float) -> CallResult:
+        t_sent = time.time()
+        try:
+            outcome = self.exchange(session, request_id, deadline)
+        except CallError as error:
+            return CallResult(request_id, t_sent, time.time(), error.status, False, str(error), 0)
+        except DeadlineExceeded as error:
+            return CallResult(request_id, t_sent, time.time(), 0, False, f"timeout: {error}", 0)
+        except Exception as error:  # a client never raises: every failure is a row
+            return CallResult(
+                request_id, t_sent, time.time(), 0, False, f"{type(error).__name__}: {error}", 0
+            )
+        return CallResult(
+            request_id,
+            t_sent,
+            time.time(),
+            outcome.status,
+            True,
+            "",
+            outcome.result_bytes,
+            outcome.queue_rank,
+            outcome.queue_eta,
+        )
+
+
+def expect_status(response: Response, what: str) -> None:
+    if not 200 <= response.status < 300:
+        detail = response.body[:200].decode("utf-8", "replace").strip()
+        raise CallError("http", f"{what} answered {response.status}: {detail}", response.status)
+
+
+def png_size(data: bytes, what: str, status: int) -> int:
+    """Size of a result that must be a PNG (cheap check: the 8-byte signature)."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise CallError("bad result", f"{what} is not a PNG ({len(data)} bytes)", status)
+    return len(data)
+
+
+def decode_b64_png(text: object, what: str, status: int) -> int:
+    if not isinstance(text, str):
+        raise CallError("bad result", f"{what} is not a base64 string", status)
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    return png_size(base64.b64decode(text), what, status)

@@ -1,0 +1,130 @@
+"""The run's table writer: one row per logical request, appended and flushed as it completes.
+
+Rows are written without server-side fields first (a crash keeps them); at the end of
+each server :meth:`Recorder.join_ledger` fills the ledger columns of that server's rows
+by request id and rewrites the table atomically. The raw ledger rows also go to
+``ledger.jsonl``, so a join that could not happen (a dead server) loses nothing that was
+pulled before it died.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from loadtests.clients import CallResult
+from loadtests.scenarios import Phase
+from reports.schema import COLUMNS, LEDGER_COLUMNS, LEDGER_FILE, TABLE_FILE, RequestRow, as_record
+
+# table column -> ledger field, where the names differ
+_LEDGER_SOURCE = {"server_status": "status"}
+
+
+def make_row(
+    result: CallResult,
+    *,
+    run_id: str,
+    server: str,
+    client: str,
+    phase: Phase,
+    worker: str,
+    t_scheduled: float | None = None,
+) -> RequestRow:
+    return RequestRow(
+        run_id=run_id,
+        request_id=result.request_id,
+        server=server,
+        client=client,
+        scenario=phase.scenario,
+        load_point=phase.label,
+        users=phase.users,
+        rate=phase.rate,
+        worker=worker,
+        t_scheduled=t_scheduled,
+        t_sent=result.t_sent,
+        t_done=result.t_done,
+        status=result.status,
+        ok=result.ok,
+        error=result.error,
+        bytes=result.bytes,
+        send_lag=None if t_scheduled is None else result.t_sent - t_scheduled,
+        queue_rank=result.queue_rank,
+        queue_eta=result.queue_eta,
+    )
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+class Recorder:
+    """Thread- and greenlet-safe appender of :class:`RequestRow` s to ``requests.csv``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.table_path = run_dir / TABLE_FILE
+        self.ledger_path = run_dir / LEDGER_FILE
+        self._lock = threading.Lock()
+        self.rows_written = 0
+        new_file = not self.table_path.exists()
+        self._file = open(self.table_path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open)
+        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        if new_file:
+            self._writer.writeheader()
+            self._file.flush()
+
+    def append(self, row: RequestRow) -> None:
+        record = {name: _cell(value) for name, value in as_record(row).items()}
+        with self._lock:
+            if self._file.closed:
+                return  # a request that outlived an interrupted run: the table is final
+            self._writer.writerow(record)
+            self._file.flush()
+            self.rows_written += 1
+
+    def save_ledger(self, server: str, ledger_rows: Iterable[Mapping[str, Any]]) -> None:
+        """Append raw ledger rows (tagged with the server kind) to ``ledger.jsonl``."""
+        with self._lock, open(self.ledger_path, "a", encoding="utf-8") as out:
+            for entry in ledger_rows:
+                out.write(json.dumps({"server": server, **entry}) + "\n")
+
+    def join_ledger(self, server: str, ledger_rows: Iterable[Mapping[str, Any]]) -> int:
+        """Fill the ledger columns of ``server``'s rows by request id; returns rows matched.
+
+        The table is rewritten to a temporary file and swapped in, so an interruption
+        leaves either the old or the new table, never a mix.
+        """
+        by_id = {str(entry.get("request_id")): entry for entry in ledger_rows}
+        matched = 0
+        with self._lock:
+            self._file.close()
+            tmp_path = self.table_path.with_suffix(".csv.tmp")
+            with (
+                open(self.table_path, newline="", encoding="utf-8") as src,
+                open(tmp_path, "w", newline="", encoding="utf-8") as dst,
+            ):
+                writer = csv.DictWriter(dst, fieldnames=COLUMNS)
+                writer.writeheader()
+                for record in csv.DictReader(src):
+                    if None in record or len(record) != len(COLUMNS):
+                        continue  # a line cut short by a crash of an earlier process
+                    entry = by_id.get(record["request_id"]) if record["server"] == server else None
+                    if entry is not None:
+                        matched += 1
+                        for name in LEDGER_COLUMNS:
+                            record[name] = _cell(entry.get(_LEDGER_SOURCE.get(name, name)))
+                    writer.writerow(record)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp_path, self.table_path)
+            self._file = open(self.table_path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+            self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        return matched
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()

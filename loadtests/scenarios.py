@@ -1,0 +1,255 @@
+"""Scenarios, their load points, and the profiles that size them.
+
+A scenario turns into *phases*: closed-loop phases (Locust users, run by the
+``StepShape`` of :mod:`loadtests.locustfile`), bursts and open-loop schedules (run by
+:mod:`loadtests.openloop`). Every phase is one load point of the results table.
+
+Sizing is by sample count, not by time: a point ends once it holds the requests its
+percentiles need under :class:`reports.metrics.ValidityRules` (warm-up cut included), or
+when its time box runs out. The open-loop rates are fractions of the fastest server's
+single-stream rate, measured by the ``latency`` scenario of the same run (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from reports.metrics import ValidityRules
+
+SCENARIOS: tuple[str, ...] = ("latency", "collisions", "throughput", "open-loop", "spike")
+DATA_DIR = Path(__file__).parent / "data"
+SMALL_IMAGE = DATA_DIR / "scene-256.jpg"
+LARGE_IMAGE = DATA_DIR / "scene-1080p.jpg"
+
+Percentile = Literal["p50", "p90", "p99"]
+
+
+def requests_for(rules: ValidityRules, percentile: Percentile, users: int) -> int:
+    """Requests a point of ``users`` concurrent requests needs so that, after the warm-up
+    cut, ``percentile`` has its sample floor (p50 has none: one sample shows it)."""
+    floor = {"p50": 1, "p90": rules.min_samples_p90, "p99": rules.min_samples_p99}[percentile]
+    by_fraction = math.ceil(floor / (1 - rules.warmup_fraction))
+    by_count = floor + rules.warmup_requests_per_user * max(users, 1)
+    return max(by_fraction, by_count) + 1
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One load point: a closed-loop user count, a burst size, or an open-loop rate."""
+
+    scenario: str
+    label: str  # the table's load_point
+    users: int | None  # closed loop: concurrent users; collisions: burst size
+    rate: float | None = None  # open loop: offered requests/s
+    target_requests: int = 0  # the point ends once this many requests completed...
+    max_s: float = 60.0  # ...or when its time box has run out
+
+
+@dataclass(frozen=True)
+class LatencyScenario:
+    """One user, back to back: the single-stream baseline every other point is compared with."""
+
+    name: str = "latency"
+    percentile: Percentile = "p90"
+    max_s: float = 60.0
+
+    def phases(self, rules: ValidityRules) -> list[Phase]:
+        return [Phase(self.name, "users=1", 1, None, requests_for(rules, self.percentile, 1), self.max_s)]
+
+
+@dataclass(frozen=True)
+class CollisionsScenario:
+    """Bursts of K requests released together, each after the previous one has drained."""
+
+    name: str = "collisions"
+    burst_sizes: tuple[int, ...] = (2, 4, 8, 16)
+    percentile: Percentile = "p90"
+    max_s: float = 60.0
+    requests: int | None = None  # a fixed count instead of the percentile's (rounded up to bursts)
+
+    def phases(self, rules: ValidityRules) -> list[Phase]:
+        return [
+            Phase(
+                self.name,
+                f"burst={k}",
+                k,
+                None,
+                self.requests or requests_for(rules, self.percentile, k),
+                self.max_s,
+            )
+            for k in self.burst_sizes
+        ]
+
+
+@dataclass(frozen=True)
+class ThroughputScenario:
+    """Closed-loop step sweep over users; each step's warm-up is cut by the reports."""
+
+    name: str = "throughput"
+    users: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    percentile: Percentile = "p90"
+    max_s: float = 60.0
+    requests: int | None = None  # a fixed count instead of the percentile's
+
+    def phases(self, rules: ValidityRules) -> list[Phase]:
+        return [
+            Phase(
+                self.name,
+                f"users={u}",
+                u,
+                None,
+                self.requests or requests_for(rules, self.percentile, u),
+                self.max_s,
+            )
+            for u in self.users
+        ]
+
+
+@dataclass(frozen=True)
+class SpikeScenario:
+    """base users -> factor x saturating users -> base users, each phase its own point."""
+
+    name: str = "spike"
+    base_users: int = 1
+    saturating_users: int = 4
+    factor: int = 4
+    percentile: Percentile = "p90"
+    max_s: float = 60.0
+
+    def phases(self, rules: ValidityRules) -> list[Phase]:
+        peak = self.factor * self.saturating_users
+        steps = [(1, self.base_users), (2, peak), (3, self.base_users)]
+        return [
+            Phase(self.name, f"{i}:users={u}", u, None, requests_for(rules, self.percentile, u), self.max_s)
+            for i, u in steps
+        ]
+
+
+@dataclass(frozen=True)
+class OpenLoopScenario:
+    """Seeded Poisson arrivals at fractions of the fastest single-stream rate (DESIGN §5)."""
+
+    name: str = "open-loop"
+    fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+    percentile: Percentile = "p90"
+    max_s: float = 60.0  # the window; the drain after it is drain_factor x the window
+    drain_factor: float = 2.0
+
+    def phases(self, rules: ValidityRules, fastest_rate: float) -> list[Phase]:
+        # one "user" in open loop: the warm-up cut counts requests, not users
+        target = requests_for(rules, self.percentile, 1)
+        phases = []
+        for fraction in self.fractions:
+            rate = fraction * fastest_rate
+            phases.append(Phase(self.name, f"rate={rate:.2f}/s", None, rate, target, self.max_s))
+        return phases
+
+    def window_s(self, phase: Phase) -> float:
+        assert phase.rate
+        return min(phase.target_requests / phase.rate, phase.max_s)
+
+
+Scenario = LatencyScenario | CollisionsScenario | ThroughputScenario | SpikeScenario | OpenLoopScenario
+
+
+def poisson_schedule(rate: float, window_s: float, seed: int) -> list[float]:
+    """Offsets (s from the window's start) of Poisson arrivals at ``rate`` over ``window_s``."""
+    rng = random.Random(seed)
+    offsets: list[float] = []
+    t = rng.expovariate(rate)
+    while t < window_s:
+        offsets.append(t)
+        t += rng.expovariate(rate)
+    return offsets
+
+
+def point_seed(seed: int, phase_index: int) -> int:
+    """Each open-loop point its own arrival stream, identical for every server: equal offered load."""
+    return seed * 1000 + phase_index
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    model: str
+    image: Path
+    scenarios: dict[str, Scenario]
+    server_args: tuple[str, ...] = ()
+    request_timeout_s: float = 120.0
+    # the whole run's time box (servers' startup included); points predicted not to fit
+    # are skipped and listed in run.json instead of being run short (and invalid)
+    budget_s: float | None = None
+    default_scenarios: tuple[str, ...] = SCENARIOS
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "model": self.model,
+            "image": str(self.image),
+            "server_args": list(self.server_args),
+            "request_timeout_s": self.request_timeout_s,
+            "budget_s": self.budget_s,
+            "scenarios": {name: asdict(s) for name, s in self.scenarios.items()},
+        }
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="seconds, on the simulated GPU: proves the whole pipeline runs (tests)",
+        model="sim",
+        image=SMALL_IMAGE,
+        server_args=("--sim-ms", "20"),
+        request_timeout_s=20.0,
+        scenarios={
+            "latency": LatencyScenario(percentile="p50", max_s=3.0),
+            "collisions": CollisionsScenario(burst_sizes=(2, 4), percentile="p50", max_s=3.0),
+            "throughput": ThroughputScenario(users=(1, 4), percentile="p50", max_s=2.0),
+            "open-loop": OpenLoopScenario(fractions=(0.5, 1.0), percentile="p50", max_s=1.5),
+            "spike": SpikeScenario(saturating_users=1, factor=4, percentile="p50", max_s=1.5),
+        },
+    ),
+    "quick": Profile(
+        name="quick",
+        # u2netp takes ~0.7 s per image on this 2-core host: 5 minutes hold ~120 requests per
+        # server after its start, so the baseline gets its p90 (73) and the other two points
+        # what is left (p50)
+        description=(
+            "u2netp on a small image, <= 5 min on a 2-core CPU: single-stream latency (p90), one "
+            "saturating throughput point and one collision burst (p50)"
+        ),
+        model="u2netp",
+        image=SMALL_IMAGE,
+        request_timeout_s=60.0,
+        budget_s=300.0,
+        default_scenarios=("latency", "throughput", "collisions"),
+        scenarios={
+            "latency": LatencyScenario(percentile="p90", max_s=90.0),
+            "throughput": ThroughputScenario(users=(2,), requests=30, max_s=60.0),
+            "collisions": CollisionsScenario(burst_sizes=(2,), requests=16, max_s=60.0),
+            "open-loop": OpenLoopScenario(fractions=(0.5, 1.0), percentile="p90", max_s=60.0),
+            "spike": SpikeScenario(saturating_users=2, percentile="p50", max_s=20.0),
+        },
+    ),
+    "full": Profile(
+        name="full",
+        description="every scenario, each point sized to reach p99 where its time box allows",
+        model="auto",
+        image=LARGE_IMAGE,
+        request_timeout_s=300.0,
+        scenarios={
+            "latency": LatencyScenario(percentile="p99", max_s=180.0),
+            "collisions": CollisionsScenario(percentile="p99", max_s=120.0),
+            "throughput": ThroughputScenario(percentile="p99", max_s=120.0),
+            "open-loop": OpenLoopScenario(percentile="p99", max_s=120.0),
+            "spike": SpikeScenario(percentile="p90", max_s=60.0),
+        },
+    ),
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The GPU check (DESIGN §7): raw birefnet_native latency at batch 1/4/8, then a short
+# gradio vs fastapi vs fastapi-naive comparison on it, with the report written under OUT_DIR.
+# Sized for <= 5 minutes on one H100. On a host without gradio/fastapi/uvicorn/locust it installs
+# the wheel bundle that `../shared/tools/device-wheels` left in .whl/ (no package index needed).
+#
+#   scripts/gpu_check.sh OUT_DIR
+#
+# Overrides (the CPU test uses them): GVF_VARIANT (large), GVF_RESOLUTION (1024),
+# GVF_BATCHES (1,4,8), GVF_ITERS (10), GVF_PROFILE (quick), GVF_DEVICE (auto).
+set -euo pipefail
+out=${1:?usage: scripts/gpu_check.sh OUT_DIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+if ! "$python" -c "import gradio, fastapi, uvicorn, locust" 2>/dev/null; then
+  [ -d .whl ] || { echo "gradio/fastapi/uvicorn/locust missing and no .whl/ bundle: run" \
+    "../shared/tools/device-wheels gradio==6.31.0 fastapi uvicorn locust ... first" >&2; exit 2; }
+  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .site .whl/*.whl
+  export PYTHONPATH=$PWD/.site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1
+variant=${GVF_VARIANT:-large}
+resolution=${GVF_RESOLUTION:-1024}
+"$python" -c "import torch; print('torch', torch.__version__, '| CUDA:', torch.cuda.is_available() and torch.cuda.get_device_name())"
+"$python" scripts/gpu_profile.py --out "$out" --variant "$variant" --resolution "$resolution" \
+  --batches "${GVF_BATCHES:-1,4,8}" --iters "${GVF_ITERS:-10}" --device "${GVF_DEVICE:-auto}"
+"$python" -m loadtests.cli run --profile "${GVF_PROFILE:-quick}" --model birefnet_native \
+  --server-arg=--random-weights --server-arg="--variant=$variant" --server-arg="--resolution=$resolution" \
+  --out "$out/runs"
+echo "raw latency: $out/raw_latency.json; report: $(ls -d "$out"/runs/*/report 2>/dev/null | tail -1)"

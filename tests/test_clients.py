@@ -1,0 +1,120 @@
+"""Every client against its server on ``sim``: fields filled, client stamps bracket the ledger's,
+failures become rows (never exceptions), and inside Locust one event per logical request."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loadtests.clients import CLIENTS, SERVER_FAMILY, make_client
+from loadtests.serverproc import ServerProcess, get_json
+from loadtests.session import PlainSession
+from tests.servers_fixture import sim_server, small_jpeg
+
+PAIRS = [
+    (server, name) for server in ("fastapi", "gradio") for name, c in CLIENTS.items() if c.family == server
+]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
+    log_dir = tmp_path_factory.mktemp("servers")
+    with sim_server("fastapi", log_dir) as fastapi, sim_server("gradio", log_dir) as gradio:
+        yield {"fastapi": fastapi, "gradio": gradio}
+
+
+@pytest.mark.parametrize(("server_kind", "client_name"), PAIRS)
+def test_client_fields_and_ledger_stamps(
+    servers: dict[str, ServerProcess], server_kind: str, client_name: str
+) -> None:
+    server = servers[server_kind]
+    client = make_client(client_name, small_jpeg())
+    session = PlainSession(server.url)
+    client.prepare(session, time.time() + 10)
+    results = [client.call(session, uuid.uuid4().hex, time.time() + 10) for _ in range(3)]
+    ledger = {row["request_id"]: row for row in get_json(server.url + "/ledger")["requests"]}
+    for result in results:
+        assert result.ok, result.error
+        assert result.status == 200 and result.error == "" and result.bytes > 100
+        row = ledger[result.request_id]  # the request id reached the server and was echoed in its ledger
+        stamps = [row[name] for name in ("t_recv", "t_admit", "t_gpu_start", "t_gpu_end", "t_send")]
+        assert result.t_sent <= min(stamps) and max(stamps) <= result.t_done
+    if client_name == "gradio-queue":
+        assert all(r.queue_rank is not None and r.queue_eta is not None for r in results)
+
+
+@pytest.mark.parametrize(("server_kind", "client_name"), PAIRS)
+def test_failures_are_rows_not_exceptions(
+    servers: dict[str, ServerProcess], server_kind: str, client_name: str
+) -> None:
+    bad = make_client(client_name, b"this is not an image")
+    result = bad.call(PlainSession(servers[server_kind].url), uuid.uuid4().hex, time.time() + 10)
+    assert not result.ok and result.error and ":" in result.error
+    assert result.t_sent <= result.t_done
+
+    refused = make_client(client_name, small_jpeg()).call(
+        PlainSession("http://127.0.0.1:9"), uuid.uuid4().hex, time.time() + 5
+    )
+    assert not refused.ok and refused.status == 0 and refused.error
+
+
+def test_registry_covers_every_server() -> None:
+    assert set(CLIENTS) == {"fastapi", "fastapi-b64", "gradio-file", "gradio-b64", "gradio-queue"}
+    assert set(SERVER_FAMILY.values()) == {c.family for c in CLIENTS.values()}
+
+
+# Locust monkey-patches the interpreter, so it runs in a child process, as in `gvf run`.
+_LOCUST_PROBE = """
+import locust, json, sys, time
+from locust.env import Environment
+from locust.event import Events
+from loadtests.locustfile import GvfUser
+from loadtests.clients import make_client
+url, name, image = sys.argv[1], sys.argv[2], open(sys.argv[3], "rb").read()
+GvfUser.client_under_test = make_client(name, image)
+env = Environment(user_classes=[GvfUser], host=url, events=Events(), stop_timeout=10)
+events = []
+def on_request(name, context, exception, **_):
+    events.append((name, context["gvf"]["request_id"], exception is None))
+env.events.request.add_listener(on_request)
+runner = env.create_local_runner()
+runner.start(3, spawn_rate=100)
+time.sleep(1.5)
+runner.stop()
+runner.quit()
+print(json.dumps(events))
+"""
+
+
+@pytest.mark.parametrize(("server_kind", "client_name"), PAIRS)
+def test_one_locust_event_per_logical_request(
+    servers: dict[str, ServerProcess], server_kind: str, client_name: str, tmp_path: Path
+) -> None:
+    server = servers[server_kind]
+    image = tmp_path / "image.jpg"
+    image.write_bytes(small_jpeg())
+    urllib.request.urlopen(
+        urllib.request.Request(server.url + "/ledger/reset", method="POST", data=b"")
+    ).read()
+    done = subprocess.run(
+        [sys.executable, "-c", _LOCUST_PROBE, server.url, client_name, str(image)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    events = json.loads(done.stdout.strip().splitlines()[-1])
+    assert events and all(name == client_name and ok for name, _, ok in events)
+    event_ids = [request_id for _, request_id, _ in events]
+    assert len(event_ids) == len(set(event_ids))
+    ledger_ids = {row["request_id"] for row in get_json(server.url + "/ledger")["requests"]}
+    # graceful stop: every logical request finished, each is one event and one server call
+    assert set(event_ids) == ledger_ids

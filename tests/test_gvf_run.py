@@ -1,0 +1,216 @@
+"""``gvf run`` end to end on ``sim``: the table, run.json, --target-url, --workers, and how a run
+ends when its server dies or it is interrupted (partial data kept, no process left behind)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from loadtests.scenarios import PROFILES
+from reports.load import load_run
+from reports.metrics import ValidityRules
+from reports.schema import COLUMNS, RUN_FILE, TABLE_FILE
+from tests.servers_fixture import sim_server
+
+GVF = [sys.executable, "-m", "loadtests.cli"]
+RUN_KEYS = {
+    "run_id",
+    "profile",
+    "outcome",
+    "outcome_detail",
+    "started",
+    "ended",
+    "git_sha",
+    "versions",
+    "host",
+    "model",
+    "servers",
+    "load_generator",
+    "scenarios",
+    "seed",
+    "validity",
+    "points",
+    "target_url",
+}
+
+
+def _gvf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GVF, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _only_run(out: Path) -> Path:
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def _group_alive(pgid: int) -> bool:
+    for process in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(process.pid) == pgid:
+                return True
+        except (ProcessLookupError, PermissionError):
+            continue
+    return False
+
+
+def test_smoke_run_writes_table_and_run_json(tmp_path: Path) -> None:
+    done = _gvf("run", "--profile", "smoke", "--servers", "fastapi", "--out", str(tmp_path), "--no-report")
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = _only_run(tmp_path)
+    header = (run_dir / TABLE_FILE).read_text().splitlines()[0].split(",")
+    assert tuple(header) == COLUMNS
+    run = load_run(run_dir)
+    assert not run.partial, run.partial_reasons
+    assert set(run.meta) >= RUN_KEYS and run.meta["outcome"] == "complete"
+    assert run.meta["model"]["backend"] == "sim" and run.meta["servers"]["fastapi"]["exit"]
+    table = run.table
+    expected_points = {
+        (scenario, phase.label)
+        for scenario in ("latency", "collisions", "throughput", "spike")
+        for phase in PROFILES["smoke"].scenarios[scenario].phases(ValidityRules())
+    }
+    seen = set(zip(table["scenario"], table["load_point"], strict=True))
+    assert expected_points <= seen
+    assert {p.scenario for p in run.points} == {"latency", "collisions", "throughput", "open-loop", "spike"}
+    for point in run.points:
+        rows = table[(table["scenario"] == point.scenario) & (table["load_point"] == point.load_point)]
+        assert len(rows) > 0 and point.load_cpu_percent is not None
+    assert table["ok"].all() and table["request_id"].is_unique
+    assert table["t_recv"].notna().all()  # every row joined with its ledger row
+    assert (table["t_sent"] <= table["t_recv"]).all() and (table["t_send"] <= table["t_done"]).all()
+    open_loop = table[table["scenario"] == "open-loop"]
+    assert open_loop["t_scheduled"].notna().all() and open_loop["send_lag"].notna().all()
+
+
+def test_target_url_runs_without_ledger(tmp_path: Path) -> None:
+    with sim_server("fastapi", tmp_path) as server:
+        done = _gvf(
+            "run",
+            "--profile",
+            "smoke",
+            "--target-url",
+            server.url,
+            "--scenarios",
+            "latency,collisions",
+            "--out",
+            str(tmp_path / "runs"),
+            "--no-report",
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert server.alive  # a server gvf did not start is not stopped by it
+    run = load_run(_only_run(tmp_path / "runs"))
+    assert run.meta["target_url"] == server.url and run.meta["outcome"] == "complete"
+    assert len(run.table) > 0 and (run.table["server"] == "target").all()
+    assert run.table["ok"].all() and run.table["t_recv"].isna().all()
+
+
+def _start_gvf(out: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*GVF, "run", "--profile", "smoke", "--servers", "fastapi", "--out", str(out), "--no-report", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _wait_for_rows(out: Path, rows: int, timeout_s: float = 60) -> tuple[Path, int]:
+    """The run directory and the server's pid once the table holds ``rows`` rows."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for run_dir in out.glob("*"):
+            try:
+                meta = json.loads((run_dir / RUN_FILE).read_text())
+                lines = (run_dir / TABLE_FILE).read_text().count("\n") - 1
+            except (OSError, json.JSONDecodeError):
+                continue
+            pid = meta.get("servers", {}).get("fastapi", {}).get("pid")
+            if pid and lines >= rows:
+                return run_dir, int(pid)
+        time.sleep(0.05)
+    raise AssertionError("the run never produced rows")
+
+
+@pytest.mark.parametrize("how", ["server killed", "ctrl-c"])
+def test_run_that_ends_early_keeps_its_rows(tmp_path: Path, how: str) -> None:
+    gvf = _start_gvf(tmp_path, "--scenarios", "throughput,spike")
+    try:
+        run_dir, server_pid = _wait_for_rows(tmp_path, 10)
+        if how == "server killed":
+            os.killpg(server_pid, signal.SIGKILL)
+        else:
+            gvf.send_signal(signal.SIGINT)
+        code = gvf.wait(timeout=60)
+    finally:
+        if gvf.poll() is None:
+            os.killpg(gvf.pid, signal.SIGKILL)
+            gvf.wait()
+    assert code != 0
+    run = load_run(run_dir)
+    assert run.meta["outcome"] == ("failed" if how == "server killed" else "interrupted")
+    assert run.meta["outcome_detail"] and run.meta["ended"]
+    assert len(run.table) >= 10
+    assert not _group_alive(server_pid) and not _group_alive(gvf.pid)
+
+
+@pytest.mark.slow
+def test_smoke_run_all_servers_with_report(tmp_path: Path) -> None:
+    done = _gvf("run", "--profile", "smoke", "--out", str(tmp_path), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = load_run(_only_run(tmp_path))
+    assert set(run.table["server"]) == {"gradio", "fastapi", "fastapi-naive"}
+    assert set(run.table["client"]) == {"gradio-b64", "fastapi"}
+    assert run.table["ok"].all() and run.table["t_recv"].notna().all()
+
+
+@pytest.mark.slow
+def test_workers_rows_reach_the_table(tmp_path: Path) -> None:
+    done = _gvf(
+        "run",
+        "--profile",
+        "smoke",
+        "--servers",
+        "fastapi",
+        "--scenarios",
+        "throughput",
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--no-report",
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = load_run(_only_run(tmp_path))
+    workers = set(run.table["worker"])
+    assert len(workers) == 2 and "local" not in workers
+    assert run.table["ok"].all() and run.table["t_recv"].notna().all()
+
+
+def test_recorder_joins_by_request_id_and_keeps_unjoined_rows(tmp_path: Path) -> None:
+    from loadtests.clients import CallResult
+    from loadtests.recorder import Recorder, make_row
+    from loadtests.scenarios import Phase
+
+    recorder = Recorder(tmp_path)
+    phase = Phase("latency", "users=1", 1)
+    for request_id in ("a", "b"):
+        result = CallResult(request_id, 1.0, 2.0, 200, True, "", 10)
+        recorder.append(
+            make_row(result, run_id="r", server="fastapi", client="fastapi", phase=phase, worker="local")
+        )
+    ledger = [{"request_id": "a", "status": 200, "t_recv": 1.1, "t_send": 1.9, "endpoint": "/segment"}]
+    assert recorder.join_ledger("fastapi", ledger) == 1
+    recorder.close()
+    run_table = load_run(tmp_path).table.set_index("request_id")
+    assert run_table.loc["a", "t_recv"] == 1.1 and run_table.loc["a", "server_status"] == 200
+    assert run_table.loc["a", "endpoint"] == "/segment"
+    assert pd.isna(run_table.loc["b", "t_recv"]) and run_table.loc["b", "ok"]

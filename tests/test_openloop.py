@@ -1,0 +1,116 @@
+"""The open-loop driver keeps its schedule whatever the server does, and never drops a request."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from loadtests.clients import CallResult, make_client
+from loadtests.openloop import TIMEOUT_ERROR, OpenLoopDriver
+from loadtests.scenarios import poisson_schedule
+from loadtests.serverproc import get_json
+from loadtests.session import PlainSession
+from tests.servers_fixture import sim_server, small_jpeg
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+class _SlowPng(BaseHTTPRequestHandler):
+    """Answers /segment with a tiny PNG after ``delay_s``; the header X-Hang makes it hang."""
+
+    delay_s = 0.05
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(self.delay_s)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(PNG)))
+        self.end_headers()
+        self.wfile.write(PNG)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowPng)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _drive(url: str, scheduled: list[float], drain_end: float) -> list[tuple[CallResult, float]]:
+    results: list[tuple[CallResult, float]] = []
+    lock = threading.Lock()
+
+    def sink(result: CallResult, t_scheduled: float) -> None:
+        with lock:
+            results.append((result, t_scheduled))
+
+    OpenLoopDriver(make_client("fastapi", small_jpeg()), PlainSession(url), sink).run(scheduled, drain_end)
+    return results
+
+
+def test_poisson_schedule_is_seeded_and_at_rate() -> None:
+    first = poisson_schedule(50.0, 20.0, seed=3)
+    assert first == poisson_schedule(50.0, 20.0, seed=3) != poisson_schedule(50.0, 20.0, seed=4)
+    assert first == sorted(first) and first[0] > 0 and first[-1] < 20.0
+    assert 900 < len(first) < 1100
+
+
+def test_sends_are_not_delayed_by_slow_responses(slow_server: ThreadingHTTPServer) -> None:
+    # responses take 50 ms, arrivals every 10 ms: a closed loop would fall behind 5x
+    url = f"http://127.0.0.1:{slow_server.server_address[1]}"
+    t0 = time.time() + 0.1
+    scheduled = [t0 + 0.01 * i for i in range(40)]
+    results = _drive(url, scheduled, drain_end=t0 + 5)
+    assert len(results) == 40 and all(r.ok for r, _ in results)
+    lags = [r.t_sent - t for r, t in results]
+    assert statistics.median(lags) < 0.02 and max(lags) < 0.2
+    assert all(r.t_done - t >= 0.05 for r, t in results)
+
+
+def test_requests_open_at_drain_end_are_timeouts(slow_server: ThreadingHTTPServer) -> None:
+    _SlowPng.delay_s = 1.0
+    try:
+        url = f"http://127.0.0.1:{slow_server.server_address[1]}"
+        t0 = time.time() + 0.05
+        drain_end = t0 + 0.3
+        results = _drive(url, [t0, t0 + 0.01, t0 + 0.02], drain_end)
+    finally:
+        _SlowPng.delay_s = 0.05
+    assert len(results) == 3
+    for result, _ in results:
+        assert not result.ok and result.error == TIMEOUT_ERROR and result.t_done == drain_end
+
+
+def test_schedule_kept_at_20_per_second_on_sim(tmp_path: Path) -> None:
+    with sim_server("fastapi", tmp_path) as server:
+        t0 = time.time() + 0.2
+        offsets = poisson_schedule(20.0, 5.0, seed=11)
+        scheduled = [t0 + offset for offset in offsets]
+        results = _drive(server.url, scheduled, drain_end=t0 + 15)
+        ledger = {row["request_id"]: row for row in get_json(server.url + "/ledger")["requests"]}
+    assert len(results) == len(scheduled) and all(r.ok for r, _ in results)
+    by_schedule = sorted(results, key=lambda item: item[1])
+    lags = [r.t_sent - t for r, t in by_schedule]
+    assert all(lag >= -0.001 for lag in lags)  # never early
+    assert sum(lag <= 0.05 for lag in lags) >= 0.9 * len(lags)
+    # sends keep the schedule's order wherever arrivals are more than 5 ms apart
+    for (earlier, t_a), (later, t_b) in itertools.pairwise(by_schedule):
+        if t_b - t_a > 0.005:
+            assert earlier.t_sent < later.t_sent
+    # the server saw each request after it was sent
+    assert all(r.t_sent <= ledger[r.request_id]["t_recv"] <= r.t_done for r, _ in results)
