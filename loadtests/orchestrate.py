@@ -174,7 +174,6 @@ class Target:
     process: ServerProcess | None
     family: str
     ledger_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reset_returns_rows: bool = False  # learnt from the first reset's answer
 
     @property
     def has_ledger(self) -> bool:
@@ -184,23 +183,14 @@ class Target:
         if self.process is not None and not self.process.alive:
             raise ServerDied(f"{self.label} {self.process.exit_description()} during the run")
 
-    def reset_ledger(self, recorder: Recorder, *, under_load: bool = False) -> bool:
-        """Start a point: pull what the last one left (late completions), then clear the rows
-        and the peak-memory counter. Returns whether it cleared.
-
-        Under load, a request completing between the pull and the reset would lose its ledger
-        row, unless the server's reset answers with the rows it cleared (``"requests"``): only
-        such a server is reset under load; otherwise the rows are pulled and the peak carries on.
-        """
+    def reset_ledger(self, recorder: Recorder) -> None:
+        """Start a point: clear the rows and the peak-memory counter. The server answers with
+        the rows it cleared, taken atomically, so a request completing during the reset (under
+        load, between points) keeps its ledger row."""
         if not self.has_ledger:
-            return False
-        self.pull_ledger(recorder)
-        if under_load and not self.reset_returns_rows:
-            return False
+            return
         cleared = _post_json(self.url + "/ledger/reset")
-        self.reset_returns_rows = "requests" in cleared
         self._keep(cleared.get("requests") or [], recorder)
-        return True
 
     def pull_ledger(self, recorder: Recorder) -> dict[str, Any]:
         """The ledger's rows since the last reset (kept for the join) and its counters."""
@@ -288,7 +278,6 @@ class LocustLoad:
         self.phases: list[Phase] = []
         self.phase_starts: list[float] = []
         self.completed: list[int] = []
-        self.peak_carried_over: set[int] = set()  # phases whose ledger could not be reset
         if workers > 0:
             port = free_port()
             self.runner = self.env.create_master_runner("127.0.0.1", port)
@@ -350,7 +339,6 @@ class LocustLoad:
         self.phase_starts = []
         self.completed = [0] * len(phases)
         meter = CpuMeter(self.pids)
-        self.peak_carried_over = set()
 
         def on_phase(index: int | None) -> None:
             now = time.time()
@@ -358,8 +346,7 @@ class LocustLoad:
                 self._finish_point(len(self.phase_starts) - 1, now, meter)
             if index is None:
                 return
-            if not self.target.reset_ledger(self.run.recorder, under_load=index > 0):
-                self.peak_carried_over.add(index)
+            self.target.reset_ledger(self.run.recorder)
             meter.start()
             self.phase_starts.append(now)
             self.run.progress.event(
@@ -402,12 +389,7 @@ class LocustLoad:
                 load_cpu_percent=meter.stop(),
                 peak_gpu_bytes=ledger.get("peak_gpu_bytes"),
                 dropped=int(ledger.get("dropped") or 0),
-                note=f"{self.completed[index]} requests completed (target {phase.target_requests})"
-                + (
-                    "; peak memory since the previous point (ledger reset not atomic)"
-                    if index in self.peak_carried_over and self.target.has_ledger
-                    else ""
-                ),
+                note=f"{self.completed[index]} requests completed (target {phase.target_requests})",
             )
         )
 

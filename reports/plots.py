@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reports import metrics
@@ -55,6 +56,23 @@ def _series(results: Sequence[PointMetrics], scenario: str) -> dict[str, list[Po
 
 def _sweeps_present(results: Sequence[PointMetrics]) -> list[str]:
     return [s for s in metrics.SWEEP_SCENARIOS if any(m.scenario == s for m in results)]
+
+
+def _legend(ax: Axes) -> None:
+    """The series legend, or a note where no point had enough samples to draw anything."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, title=HOLLOW_NOTE, title_fontsize=7)
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "no point has enough samples for this statistic",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            fontsize=9,
+            color="dimgray",
+        )
 
 
 def _message_figure(title: str, message: str) -> Figure:
@@ -113,7 +131,7 @@ def latency_vs_load(results: Sequence[PointMetrics]) -> Figure:
                     ax, xs, [_ms(getattr(m, name)) for m in points], valid, f"{label} {name[:-2]}", style
                 )
         ax.set(title=f"Latency vs load — {scenario}", xlabel=X_LABEL[scenario], ylabel="latency, ms")
-        ax.legend(fontsize=7, title=HOLLOW_NOTE, title_fontsize=7)
+        _legend(ax)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -138,7 +156,7 @@ def throughput_vs_load(results: Sequence[PointMetrics]) -> Figure:
             top = max((m.load for m in results if m.scenario == scenario), default=1.0)
             ax.plot([0, top], [0, top], color="grey", lw=0.8, ls=":", label="offered")
         ax.set(title=f"Throughput vs load — {scenario}", xlabel=X_LABEL[scenario], ylabel="images/s")
-        ax.legend(fontsize=7, title=HOLLOW_NOTE, title_fontsize=7)
+        _legend(ax)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -186,7 +204,7 @@ def throughput_vs_p90(results: Sequence[PointMetrics], knee_list: Sequence[Knee]
                 fontsize=7,
             )
         ax.set(title=f"Throughput vs p90 — {scenario} (★ knee)", xlabel="images/s", ylabel="p90 latency, ms")
-        ax.legend(fontsize=7, title=HOLLOW_NOTE, title_fontsize=7)
+        _legend(ax)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -316,7 +334,7 @@ def memory_vs_concurrency(results: Sequence[PointMetrics], device: str) -> Figur
             label,
         )
     ax.set(title="Peak GPU memory vs concurrency", xlabel="concurrent users / burst size", ylabel="GiB")
-    ax.legend(fontsize=7, title=HOLLOW_NOTE, title_fontsize=7)
+    _legend(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -349,7 +367,7 @@ def closed_vs_open_tail(results: Sequence[PointMetrics]) -> Figure:
     )
     ax.set(title=title, xlabel="achieved images/s", ylabel="latency, ms")
     if drawn:
-        ax.legend(fontsize=7, title=HOLLOW_NOTE, title_fontsize=7)
+        _legend(ax)
     else:
         ax.text(0.5, 0.5, "no sweep point has enough samples for p90", ha="center", transform=ax.transAxes)
     ax.grid(alpha=0.3)

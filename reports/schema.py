@@ -95,7 +95,7 @@ class PointRecord:
     t_start: float  # the point's window opens (first send); warm-up is cut by reports
     t_end: float  # the window closes (open loop: drain follows, up to t_drain_end)
     t_drain_end: float | None  # open loop: requests still open here became timeouts
-    load_cpu_percent: float | None  # load process CPU over the window, % of one core x cores
+    load_cpu_percent: float | None  # busiest load process over the window, % of one core (GIL-bound)
     peak_gpu_bytes: int | None  # the server's peak over the point (None on CPU)
     dropped: int = 0  # ledger rows the server had to drop during the point
     note: str = ""

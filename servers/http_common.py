@@ -119,5 +119,4 @@ def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState) -> None
 
     @app.post("/ledger/reset")
     def reset_ledger() -> JSONResponse:
-        ledger.reset()
-        return JSONResponse({"ok": True})
+        return JSONResponse({"ok": True, **ledger.reset(), "model": health.info.get("model")})

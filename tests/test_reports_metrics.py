@@ -288,6 +288,39 @@ def test_rule_throughput_thirds() -> None:
     assert m.verdict == INVALID and any(r.startswith("unstable") for r in m.reasons)
 
 
+def burst_rows(makespans: list[float], size: int = 2, gap: float = 0.2) -> list[dict[str, Any]]:
+    """Bursts of ``size`` requests released together, each after the previous one drained."""
+    rows, release = [], 0.0
+    for span in makespans:
+        for k in range(size):
+            done = release + span * (k + 1) / size
+            rows.append(
+                {
+                    "t_scheduled": release,
+                    "t_sent": release,
+                    "t_done": done,
+                    "status": 200,
+                    "ok": True,
+                    "users": size,
+                    "scenario": "collisions",
+                    "load_point": f"burst={size}",
+                }
+            )
+        release += span + gap
+    return rows
+
+
+def test_bursts_are_judged_per_burst_not_per_wall_clock_third() -> None:
+    # 10 identical bursts: wall-clock thirds would hold 3 or 4 bursts (a 30 % swing)
+    steady = burst_rows([0.5] * 10)
+    m = only(steady, t_start=0.0, t_end=7.0)
+    assert m.thirds_rps == pytest.approx([4.0, 4.0, 4.0])
+    assert not any(r.startswith("unstable") for r in m.reasons)
+    slowing = burst_rows([0.5] * 7 + [1.0] * 3)  # the last bursts take twice as long
+    m = only(slowing, t_start=0.0, t_end=9.0)
+    assert any(r.startswith("unstable: throughput across the bursts' thirds") for r in m.reasons)
+
+
 def test_rule_littles_law() -> None:
     rows = steady_rows(duration=10.0)
     rows[-1]["t_done"] = rows[-1]["t_sent"] + 30.0  # one request hangs far past the window

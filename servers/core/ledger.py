@@ -83,12 +83,23 @@ class Ledger:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            rows = [asdict(row) for row in self._rows]
-            counters = {"in_flight": self.in_flight, "in_gpu": self.in_gpu, "dropped": self.dropped}
-        return {"requests": rows, **counters, "peak_gpu_bytes": self._peak_memory()}
+            return self._snapshot_locked()
 
-    def reset(self) -> None:
+    def reset(self) -> dict[str, Any]:
+        """Clear rows and the peak-memory counter; returns what was cleared, taken atomically
+        so that a request completing during a reset under load is never lost."""
         with self._lock:
+            cleared = self._snapshot_locked()
             self._rows.clear()
             self.dropped = 0
-        self._reset_peak_memory()
+            self._reset_peak_memory()
+        return cleared
+
+    def _snapshot_locked(self) -> dict[str, Any]:
+        return {
+            "requests": [asdict(row) for row in self._rows],
+            "in_flight": self.in_flight,
+            "in_gpu": self.in_gpu,
+            "dropped": self.dropped,
+            "peak_gpu_bytes": self._peak_memory(),
+        }
