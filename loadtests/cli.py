@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -61,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target-url", default=None, help="run against a server already up (no ledger join)")
     run.add_argument("--workers", type=int, default=0, help="Locust distributed mode with N worker processes")
     run.add_argument("--seed", type=int, default=1, help="open-loop arrival seed")
+    run.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="the run's time box, startups included (default: the profile's)",
+    )
     run.add_argument(
         "--server-arg",
         action="append",
@@ -129,6 +136,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error(f"unknown client {name!r}; known: {', '.join(CLIENTS)}")
     if args.workers < 0:
         parser.error("--workers must be >= 0")
+    if args.budget_s is not None:
+        if args.budget_s <= 0:
+            parser.error("--budget-s must be > 0")
+        profile = dataclasses.replace(profile, budget_s=args.budget_s)
     options = RunOptions(
         profile=profile,
         servers=args.servers,

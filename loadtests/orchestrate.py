@@ -567,7 +567,10 @@ class Run:
             self._note_server(label, {"url": url, "health": health, "exit": None})
             yield Target(label, url, None, family)
             return
-        args = ["--model", self.options.model, *self.options.profile.server_args, *self.options.server_args]
+        profile = self.options.profile
+        # the profile's server flags belong to its model (e.g. --sim-ms): another model refuses them
+        profile_args = list(profile.server_args) if self.options.model == profile.model else []
+        args = ["--model", self.options.model, *profile_args, *self.options.server_args]
         log_path = self.run_dir / f"server-{label}-{pass_number}.log"
         self.progress.event(f"starting {label}: python -m servers {label} {' '.join(args)}")
         process = start_server(

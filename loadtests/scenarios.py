@@ -179,7 +179,7 @@ class Profile:
     model: str
     image: Path
     scenarios: dict[str, Scenario]
-    server_args: tuple[str, ...] = ()
+    server_args: tuple[str, ...] = ()  # flags for the profile's own model only
     request_timeout_s: float = 120.0
     # the whole run's time box (servers' startup included); points predicted not to fit
     # are skipped and listed in run.json instead of being run short (and invalid)

@@ -7,7 +7,9 @@
 #   scripts/gpu_check.sh OUT_DIR
 #
 # Overrides (the CPU test uses them): GVF_VARIANT (large), GVF_RESOLUTION (1024),
-# GVF_BATCHES (1,4,8), GVF_ITERS (10), GVF_PROFILE (quick), GVF_DEVICE (auto).
+# GVF_BATCHES (1,4,8), GVF_ITERS (10), GVF_PROFILE (quick), GVF_DEVICE (auto),
+# GVF_BUDGET_S (210: the comparison's time box, server startups included; the raw profile takes
+# well under a minute, so the whole check stays inside 5 minutes).
 set -euo pipefail
 out=${1:?usage: scripts/gpu_check.sh OUT_DIR}
 mkdir -p "$out"
@@ -29,5 +31,5 @@ resolution=${GVF_RESOLUTION:-1024}
   --batches "${GVF_BATCHES:-1,4,8}" --iters "${GVF_ITERS:-10}" --device "${GVF_DEVICE:-auto}"
 "$python" -m loadtests.cli run --profile "${GVF_PROFILE:-quick}" --model birefnet_native \
   --server-arg=--random-weights --server-arg="--variant=$variant" --server-arg="--resolution=$resolution" \
-  --out "$out/runs"
+  --budget-s "${GVF_BUDGET_S:-210}" --out "$out/runs"
 echo "raw latency: $out/raw_latency.json; report: $(ls -d "$out"/runs/*/report 2>/dev/null | tail -1)"

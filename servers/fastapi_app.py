@@ -27,6 +27,7 @@ from servers.http_common import REQUEST_ID_HEADER, HealthState, RequestIdMiddlew
 
 RAW_TYPES = ("image/", "application/octet-stream")
 RETRY_AFTER_S = 1
+BODY_SLACK_BYTES = 64 * 1024  # multipart headers and JSON framing around the image
 
 
 class QueueFull(Exception):
@@ -118,6 +119,7 @@ def create_app(
     @app.post("/segment", response_class=Response, responses={200: {"content": {"image/png": {}}}})
     async def segment_raw(request: Request) -> Response:
         """Raw image bytes as the body (or multipart field ``image``) -> PNG."""
+        refuse_oversized_body(request, service.segmenter.limits.max_bytes)
         data = await read_image_body(request)
         png = await segment(request.headers[REQUEST_ID_HEADER], "/segment", data)
         return Response(png, media_type="image/png")
@@ -125,6 +127,7 @@ def create_app(
     @app.post("/segment_b64")
     async def segment_b64(request: Request) -> JSONResponse:
         """``{"image": "<base64 or data: URL>"}`` -> ``{"image": "<base64 PNG>", "request_id": ...}``."""
+        refuse_oversized_body(request, service.segmenter.limits.max_bytes * 4 // 3)
         try:
             payload = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -137,6 +140,17 @@ def create_app(
         return JSONResponse({"image": imaging.encode_base64(png), "request_id": request_id})
 
     return app
+
+
+def refuse_oversized_body(request: Request, image_limit: int) -> None:
+    """413 from the declared length, before an oversized body is read into memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > image_limit + BODY_SLACK_BYTES:
+        raise ImageError(
+            f"body is {int(declared) / 1e6:.1f} MB; images up to {image_limit / 1e6:.0f} MB are accepted "
+            "(--max-mb): send a smaller file",
+            status=413,
+        )
 
 
 async def read_image_body(request: Request) -> bytes:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,3 +43,20 @@ def server_factory(tmp_path: Path) -> Iterator[StartServer]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real ``gvf run --profile smoke`` (all three servers on sim, report built), shared by
+    the tests that need a run made by the product rather than a hand-built table."""
+    out = tmp_path_factory.mktemp("smoke-runs")
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests.cli", "run", "--profile", "smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    (run_dir,) = [path for path in out.iterdir() if path.is_dir()]
+    return run_dir

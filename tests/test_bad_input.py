@@ -40,7 +40,9 @@ def assert_still_serving(base: str, ok_call) -> None:  # type: ignore[no-untyped
 
 @pytest.mark.parametrize("kind", ["fastapi", "fastapi-naive"])
 def test_fastapi_rejects_bad_input_with_4xx(server_factory: StartServer, kind: str) -> None:
-    server = server_factory(kind, "--model", "sim", "--sim-ms", "5", "--max-side", str(MAX_SIDE))
+    server = server_factory(
+        kind, "--model", "sim", "--sim-ms", "5", "--max-side", str(MAX_SIDE), "--max-mb", "1"
+    )
     url = server.url
     for name, body, phrase in BAD_IMAGES:
         raw = httpx.post(f"{url}/segment", content=body, headers={"Content-Type": "image/png"})
@@ -64,6 +66,8 @@ def test_fastapi_rejects_bad_input_with_4xx(server_factory: StartServer, kind: s
         ),
         (httpx.post(f"{url}/segment_b64", json={"picture": "abc"}), 400, 'needs an "image" field'),
         (httpx.post(f"{url}/segment_b64", json={"image": "data:image/png,abc"}), 400, "base64-encoded"),
+        (httpx.post(f"{url}/segment", content=b"\0" * 2_000_000), 413, "--max-mb"),
+        (httpx.post(f"{url}/segment_b64", json={"image": "A" * 2_000_000}), 413, "--max-mb"),
     ]
     for response, status, phrase in cases:
         assert response.status_code == status and phrase in response.json()["detail"], response.text

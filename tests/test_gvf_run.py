@@ -162,13 +162,12 @@ def test_run_that_ends_early_keeps_its_rows(tmp_path: Path, how: str) -> None:
 
 
 @pytest.mark.slow
-def test_smoke_run_all_servers_with_report(tmp_path: Path) -> None:
-    done = _gvf("run", "--profile", "smoke", "--out", str(tmp_path), timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run = load_run(_only_run(tmp_path))
+def test_smoke_run_all_servers_with_report(smoke_run: Path) -> None:
+    run = load_run(smoke_run)
     assert set(run.table["server"]) == {"gradio", "fastapi", "fastapi-naive"}
     assert set(run.table["client"]) == {"gradio-b64", "fastapi"}
     assert run.table["ok"].all() and run.table["t_recv"].notna().all()
+    assert (smoke_run / "report" / "report.html").exists()
 
 
 @pytest.mark.slow

@@ -7,13 +7,15 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from reports_fixtures import make_run_dir
+
+from reports import load, metrics
 
 NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "analysis.ipynb"
 
 
-def test_notebook_executes_on_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run_dir = make_run_dir(tmp_path / "20270115-080000-smoke")
+@pytest.mark.slow
+def test_notebook_executes_on_a_run(smoke_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = smoke_run
     monkeypatch.setenv("GVF_RUN_DIR", str(run_dir))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(
@@ -26,4 +28,9 @@ def test_notebook_executes_on_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (run_dir / "notebook-throughput.png").exists() and (
         run_dir / "notebook-decomposition.png"
     ).exists()
-    assert "FastAPI serves" in notebook.cells[-1].outputs[0]["text"]
+    run = load.load_run(run_dir)
+    results = metrics.point_metrics(
+        run.table, run.points, metrics.rules_from_mapping(run.meta.get("validity"))
+    )
+    expected = metrics.recommend(results, str(run.model.get("device", ""))).verdict
+    assert expected in notebook.cells[-1].outputs[0]["text"]

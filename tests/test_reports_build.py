@@ -55,7 +55,10 @@ def test_markdown_summary_and_figure_files(smoke_report: Path) -> None:
     assert all(f"{build.FIGURES_DIR}/{name}" in summary for name in figures)
 
 
-def test_html_renders_in_headless_chromium(smoke_report: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_html_renders_in_headless_chromium(smoke_run: Path, tmp_path: Path) -> None:
+    """The report of a real `gvf run --profile smoke`, as a person opens it."""
+    report = smoke_run / "report" / build.HTML_FILE
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's chromium (apt-get update && apt-get install -y "
@@ -93,7 +96,7 @@ def test_html_renders_in_headless_chromium(smoke_report: Path, tmp_path: Path) -
                     problems.append(f"network: {r.url}") if not r.url.startswith(("file:", "data:")) else None
                 ),
             )
-            page.goto(smoke_report.as_uri(), wait_until="load")
+            page.goto(report.as_uri(), wait_until="load")
             loaded = page.evaluate(
                 "Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length"
             )
