@@ -128,9 +128,7 @@ def main() -> int:
     }
     results: dict[str, dict[str, float]] = {}
     for label, (kind, extra, make_call) in servers.items():
-        server = start_server(
-            kind, ["--model", "sim", "--sim-ms", str(SIM_MS), "--torch-threads", "1", *extra]
-        )
+        server = start_server(kind, ["--model", "sim", "--sim-ms", str(SIM_MS), *extra])
         try:
             call = make_call(server.url)
             client_ms = median_ms(sequential_seconds(call, args.requests))

@@ -28,7 +28,10 @@ KIND_FLAGS = {
     "max_queue": ("gradio", "fastapi"),
     "lock_scope": ("fastapi",),
 }
+TORCH_MODELS = ("u2netp", "birefnet", "birefnet_native")
 MODEL_FLAGS = {
+    "device": TORCH_MODELS,
+    "torch_threads": TORCH_MODELS,
     "sim_ms": ("sim",),
     "weights": ("birefnet", "birefnet_native"),
     "resolution": ("birefnet", "birefnet_native"),
@@ -37,6 +40,8 @@ MODEL_FLAGS = {
     "variant": ("birefnet_native",),
 }
 DEFAULTS: dict[str, Any] = {
+    "device": "auto",
+    "torch_threads": None,  # cores - 1 where a torch model runs
     "concurrency": 1,
     "max_queue": None,
     "lock_scope": "gpu",
@@ -60,10 +65,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--model", choices=MODELS, default="auto")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N; torch models")
     p.add_argument("--output", choices=imaging.OUTPUTS, default="cutout")
     p.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0..9")
-    p.add_argument("--torch-threads", type=int, default=None, help="default: cores - 1, at least 1")
+    p.add_argument(
+        "--torch-threads", type=int, default=None, help="torch models; default: cores - 1, at least 1"
+    )
     p.add_argument("--max-side", type=int, default=4096, help="largest accepted width or height, pixels")
     p.add_argument("--max-mb", type=float, default=25.0, help="largest accepted image file, MB")
     # kind- and model-specific: default None so that an explicit use can be refused
@@ -109,25 +116,26 @@ def main(argv: list[str] | None = None) -> int:
     options = ModelOptions(
         model=args.model,
         weights=settings["weights"],
-        device=args.device,
+        device=settings["device"],
         sim_ms=settings["sim_ms"],
         random_weights=settings["random_weights"],
         seed=settings["seed"],
         variant=settings["variant"],
         resolution=settings["resolution"],
     )
-    for name, value in (("concurrency", settings["concurrency"]), ("max_queue", settings["max_queue"] or 1)):
-        if value < 1:
+    for name in ("concurrency", "max_queue", "torch_threads"):
+        if settings[name] is not None and settings[name] < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
-    torch_threads = args.torch_threads or default_torch_threads()
-    if args.model != "sim":
-        import torch
-
-        torch.set_num_threads(torch_threads)
     model, why_model = choose_model(options)
     errors = refuse_meaningless(args, model, why_model)
     if errors:
         p.error("; ".join(errors))
+    torch_threads = None
+    if model in TORCH_MODELS:
+        import torch
+
+        torch_threads = settings["torch_threads"] or default_torch_threads()
+        torch.set_num_threads(torch_threads)
 
     backend = build_backend(model, options)
     limits = imaging.ImageLimits(max_bytes=int(args.max_mb * 1024 * 1024), max_side=args.max_side)
@@ -148,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{' from ' + info.weights_source if info.weights_source else ''}"
         f"{' | ' + info.detail if info.detail else ''}"
         f" | concurrency {concurrency if concurrency is not None else 'unbounded'}, lock scope {lock_scope}"
-        f" | max queue {settings['max_queue'] or 'unbounded'} | torch threads {torch_threads}"
+        f" | max queue {'unbounded' if settings['max_queue'] is None else settings['max_queue']}"
+        f" | torch threads {torch_threads or 'n/a'}"
         f" | output {args.output}, png level {args.png_level}"
     )
     health = HealthState(
@@ -168,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.kind == "gradio":
         from servers.gradio_app import configure_environment, serve
 
-        temp_dir = Path(tempfile.mkdtemp(prefix="gvf-gradio-"))
+        # inside GRADIO_TEMP_DIR when the caller gives one (gvf gives each run its own)
+        temp_dir = Path(tempfile.mkdtemp(prefix="gvf-gradio-", dir=os.environ.get("GRADIO_TEMP_DIR")))
         configure_environment(temp_dir)
         serve(
             service,

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +29,7 @@ from servers.http_common import REQUEST_ID_HEADER, HealthState, RequestIdMiddlew
 
 RAW_TYPES = ("image/", "application/octet-stream")
 RETRY_AFTER_S = 1
+DEFAULT_THREADS = 40  # the naive app's GPU-stage threads: as many as anyio's shared pool
 BODY_SLACK_BYTES = 64 * 1024  # multipart headers and JSON framing around the image
 
 
@@ -61,6 +64,8 @@ class Admission:
 class NoAdmission:
     """The naive control: everyone is admitted on arrival."""
 
+    waiting = 0
+
     @asynccontextmanager
     async def slot(self, row: LedgerRow) -> AsyncIterator[None]:
         row.t_admit = row.t_recv
@@ -76,22 +81,34 @@ def create_app(
     max_queue: int | None,
 ) -> FastAPI:
     """``concurrency=None`` builds the naive app (no semaphore)."""
-    app = FastAPI(title="BiRefNet segmentation (FastAPI)")
-    app.add_middleware(RequestIdMiddleware)
-    add_common_routes(app, service.ledger, health)
-    admission = NoAdmission() if concurrency is None else Admission(concurrency, max_queue)
 
-    async def segment(request_id: str, endpoint: str, data: bytes) -> bytes:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # a limiter belongs to the running event loop, so it is made here, not at import
+        app.state.gpu_threads = CapacityLimiter(concurrency or DEFAULT_THREADS)
+        yield
+
+    app = FastAPI(title="BiRefNet segmentation (FastAPI)", lifespan=lifespan)
+    app.add_middleware(RequestIdMiddleware)
+    admission = NoAdmission() if concurrency is None else Admission(concurrency, max_queue)
+    add_common_routes(app, service.ledger, health, queued=lambda: admission.waiting)
+
+    async def run_gpu(fn: Callable[..., object], *args: object) -> object:
+        # the GPU stage gets threads of its own: holding the semaphore while waiting behind decode
+        # and encode work for a slot in the shared worker pool would idle the GPU under overload
+        return await to_thread.run_sync(partial(fn, *args), limiter=app.state.gpu_threads)
+
+    async def segment(request_id: str, endpoint: str, read: Callable[[], bytes]) -> bytes:
         row = service.ledger.open(request_id, endpoint)
         status = 500
         try:
             if lock_scope == "request":
                 async with admission.slot(row):
-                    png = await run_in_threadpool(service.run, row, data)
+                    png = await run_gpu(service.run, row, read)
             else:
-                prepared = await run_in_threadpool(service.pre, row, data)
+                prepared = await run_in_threadpool(service.pre, row, read)
                 async with admission.slot(row):
-                    mask = await run_in_threadpool(service.gpu, row, prepared)
+                    mask = await run_gpu(service.gpu, row, prepared)
                 png = await run_in_threadpool(service.post, row, prepared, mask)
             status = 200
             return png
@@ -121,7 +138,7 @@ def create_app(
         """Raw image bytes as the body (or multipart field ``image``) -> PNG."""
         refuse_oversized_body(request, service.segmenter.limits.max_bytes)
         data = await read_image_body(request)
-        png = await segment(request.headers[REQUEST_ID_HEADER], "/segment", data)
+        png = await segment(request.headers[REQUEST_ID_HEADER], "/segment", lambda: data)
         return Response(png, media_type="image/png")
 
     @app.post("/segment_b64")
@@ -134,9 +151,9 @@ def create_app(
             raise ImageError('body is not JSON: send {"image": "<base64 image>"}') from None
         if not isinstance(payload, dict) or "image" not in payload:
             raise ImageError('JSON body needs an "image" field: {"image": "<base64 image>"}')
-        data = imaging.decode_base64(payload["image"])
+        encoded = payload["image"]
         request_id = request.headers[REQUEST_ID_HEADER]
-        png = await segment(request_id, "/segment_b64", data)
+        png = await segment(request_id, "/segment_b64", lambda: imaging.decode_base64(encoded))
         return JSONResponse({"image": imaging.encode_base64(png), "request_id": request_id})
 
     return app

@@ -10,11 +10,16 @@ reaches the client as an SSE ``error`` event.
 
 # no `from __future__ import annotations`: Gradio reads the endpoint functions' type hints
 # at launch, and string hints naming the locally imported `gr` cannot be resolved
+import contextlib
 import json
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,10 @@ from servers.http_common import (
 )
 
 CONCURRENCY_ID = "gpu"
+# Server mode never deletes uploads or results: files older than this are removed (results must
+# be downloaded within it), at most once per PRUNE_EVERY_S, so a long run cannot fill the disk
+KEEP_FILES_S = 600.0
+PRUNE_EVERY_S = 10.0
 CALL_PREFIXES = ("/gradio_api/call/", "/gradio_api/queue/join")
 FILEDATA_META = {"_type": "gradio.FileData"}
 
@@ -50,6 +59,30 @@ def inside(path: Path, folder: Path) -> bool:
     return True
 
 
+class TempPruner:
+    """Deletes files under ``folder`` older than ``keep_s``, checking at most every ``every_s``."""
+
+    def __init__(self, folder: Path, keep_s: float = KEEP_FILES_S, every_s: float = PRUNE_EVERY_S) -> None:
+        self.folder = folder
+        self.keep_s = keep_s
+        self.every_s = every_s
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def maybe_prune(self) -> None:
+        now = time.time()
+        if now - self._last < self.every_s or not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._last = now
+            for path in self.folder.rglob("*"):
+                with contextlib.suppress(OSError):
+                    if path.is_file() and now - path.stat().st_mtime > self.keep_s:
+                        path.unlink()
+        finally:
+            self._lock.release()
+
+
 def serve(
     service: Service,
     health: HealthState,
@@ -64,13 +97,16 @@ def serve(
     import gradio as gr
 
     stamps = ArrivalStamps()
+    pruner = TempPruner(temp_dir)
     outputs_dir = temp_dir / "outputs"
     outputs_dir.mkdir(parents=True, exist_ok=True)
     app = gr.Server(title="BiRefNet segmentation (gradio.Server)")
     app.add_middleware(RequestIdMiddleware, stamps=stamps, stamp_paths=CALL_PREFIXES)
-    add_common_routes(app, service.ledger, health)
+    # events waiting in Gradio's queue (its __len__ counts those not yet started); the routes
+    # answer only after launch, when the queue exists
+    add_common_routes(app, service.ledger, health, queued=lambda: len(app.get_blocks()._queue))
 
-    def run_core(endpoint: str, request: gr.Request, read_input: Any) -> bytes:
+    def run_core(endpoint: str, request: gr.Request, read_input: Callable[[], bytes]) -> bytes:
         request_id = request.headers.get(REQUEST_ID_HEADER) or ""
         t_admit = time.time()
         t_recv = stamps.pop(request_id)
@@ -78,7 +114,7 @@ def serve(
         row.t_admit = t_admit
         status = 500
         try:
-            png = service.run(row, read_input())
+            png = service.run(row, read_input)
             status = 200
             return png
         except ImageError as exc:
@@ -113,6 +149,7 @@ def serve(
         png = run_core("segment", request, lambda: read_upload(image))
         out_path = outputs_dir / f"{request.headers.get(REQUEST_ID_HEADER) or time.time_ns()}.png"
         out_path.write_bytes(png)
+        pruner.maybe_prune()
         return {"path": str(out_path), "meta": FILEDATA_META}
 
     @app.api(name="segment_b64", concurrency_limit=concurrency, concurrency_id=CONCURRENCY_ID)
@@ -120,6 +157,8 @@ def serve(
         """Segment a base64 image (a data: URL prefix is allowed) -> base64 PNG."""
         return imaging.encode_base64(run_core("segment_b64", request, lambda: imaging.decode_base64(image)))
 
+    # SIGTERM (how the harness stops servers) must unwind through `finally` to clean the temp dir
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         app.launch(
             server_name=host,

@@ -105,7 +105,10 @@ class RequestIdMiddleware:
         return wrapped
 
 
-def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState) -> None:
+def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState, queued: Callable[[], int]) -> None:
+    """``queued``: requests accepted but not yet admitted to the guarded section (Gradio's queue,
+    the FastAPI semaphore's waiters), so a load generator can tell when a server is idle."""
+
     @app.get("/healthz")
     def healthz() -> JSONResponse:
         if not health.ready:
@@ -115,8 +118,10 @@ def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState) -> None
     @app.get("/ledger")
     def get_ledger() -> JSONResponse:
         # the model travels with the rows: a ledger never reads as real-GPU evidence by accident
-        return JSONResponse({**ledger.snapshot(), "model": health.info.get("model")})
+        return JSONResponse({**ledger.snapshot(), "queued": queued(), "model": health.info.get("model")})
 
     @app.post("/ledger/reset")
     def reset_ledger() -> JSONResponse:
-        return JSONResponse({"ok": True, **ledger.reset(), "model": health.info.get("model")})
+        return JSONResponse(
+            {"ok": True, **ledger.reset(), "queued": queued(), "model": health.info.get("model")}
+        )

@@ -221,3 +221,16 @@ def test_birefnet_without_weights_names_the_fixes(tmp_path: Path) -> None:
     with pytest.raises(WeightsUnavailable, match="--random-weights") as missing:
         BiRefNetBackend(str(tmp_path / "no-such-snapshot"), device="cpu")
     assert "--weights DIR" in str(missing.value)
+
+
+def test_auto_never_asks_for_weights_and_random_weights_together(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # CUDA is pretended: the rule, not the device, is under test
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"")
+    model, why = choose_model(ModelOptions(weights=str(checkpoint)))
+    assert model == "birefnet_native" and "no config.json" in why
+    model, why = choose_model(ModelOptions())
+    assert model == "birefnet_native" and "random weights" in why

@@ -52,7 +52,8 @@ def all_outputs(servers: dict, data: bytes) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("model", ["sim", pytest.param("u2netp", marks=pytest.mark.slow)])
 def test_every_server_returns_identical_bytes(server_factory: StartServer, model: str) -> None:
-    servers = {kind: server_factory(kind, "--model", model, "--torch-threads", "1") for kind in KINDS}
+    threads = ("--torch-threads", "1") if model != "sim" else ()
+    servers = {kind: server_factory(kind, "--model", model, *threads) for kind in KINDS}
     outputs = all_outputs(servers, PHOTO)
     reference = outputs["fastapi /segment"]
     assert reference.startswith(b"\x89PNG")
@@ -172,6 +173,12 @@ def test_gradio_max_queue_answers_503(server_factory: StartServer) -> None:
         (["fastapi", "--model", "sim", "--weights", "x"], "--weights means nothing for model sim"),
         (["fastapi", "--model", "u2netp", "--sim-ms", "5"], "--sim-ms means nothing for model u2netp"),
         (["fastapi", "--model", "sim", "--concurrency", "0"], "--concurrency must be >= 1"),
+        (["fastapi", "--model", "sim", "--max-queue", "0"], "--max-queue must be >= 1"),
+        (
+            ["fastapi", "--model", "sim", "--torch-threads", "2"],
+            "--torch-threads means nothing for model sim",
+        ),
+        (["gradio", "--model", "sim", "--device", "cpu"], "--device means nothing for model sim"),
     ],
 )
 def test_meaningless_flags_are_refused(argv: list[str], message: str) -> None:
@@ -180,3 +187,22 @@ def test_meaningless_flags_are_refused(argv: list[str], message: str) -> None:
     )
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_gradio_cleans_its_temp_dir_when_stopped(tmp_path: Path) -> None:
+    from loadtests.serverproc import start_server
+
+    temp_root = tmp_path / "gradio-tmp"
+    temp_root.mkdir()
+    server = start_server(
+        "gradio",
+        ["--model", "sim", "--sim-ms", "0"],
+        log_path=tmp_path / "g.log",
+        env={"GRADIO_TEMP_DIR": str(temp_root)},
+    )
+    try:
+        gradio_http.segment_file(server.url, PHOTO)
+        assert any(temp_root.rglob("*.png"))  # the upload and the result live under it
+    finally:
+        server.stop()  # SIGTERM: the server must unwind and remove what it wrote
+    assert list(temp_root.iterdir()) == []

@@ -83,23 +83,30 @@ class Ledger:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return self._snapshot_locked()
+            taken = self._take()
+        return self._serialise(taken)
 
     def reset(self) -> dict[str, Any]:
         """Clear rows and the peak-memory counter; returns what was cleared, taken atomically
         so that a request completing during a reset under load is never lost."""
         with self._lock:
-            cleared = self._snapshot_locked()
+            taken = self._take()
             self._rows.clear()
             self.dropped = 0
             self._reset_peak_memory()
-        return cleared
+        return self._serialise(taken)
 
-    def _snapshot_locked(self) -> dict[str, Any]:
-        return {
-            "requests": [asdict(row) for row in self._rows],
+    def _take(self) -> tuple[list[LedgerRow], dict[str, Any]]:
+        """Under the lock: only copy references; serialising 100k rows would stall the stages."""
+        counters = {
             "in_flight": self.in_flight,
             "in_gpu": self.in_gpu,
             "dropped": self.dropped,
             "peak_gpu_bytes": self._peak_memory(),
         }
+        return list(self._rows), counters
+
+    @staticmethod
+    def _serialise(taken: tuple[list[LedgerRow], dict[str, Any]]) -> dict[str, Any]:
+        rows, counters = taken
+        return {"requests": [asdict(row) for row in rows], **counters}

@@ -64,7 +64,8 @@ def build_backend(model: str, options: ModelOptions) -> Backend:
 
         return BiRefNetNativeBackend(
             weights=options.weights,
-            random_weights=options.random_weights or options.model == "auto",
+            # auto falls back to random weights only when no weights were named
+            random_weights=options.random_weights or (options.model == "auto" and options.weights is None),
             seed=options.seed,
             variant=options.variant,
             resolution=options.resolution,

@@ -80,18 +80,25 @@ class BiRefNetBackend(TorchBackend):
 
 def weights_resolvable(weights: str | None, hub_timeout_s: float = 3.0) -> tuple[bool, str]:
     """Can ``birefnet`` load without waiting long? (local dir, local cache, or a hub that answers)."""
-    if weights and Path(weights).is_dir():
-        return True, f"local snapshot {weights}"
+    if weights and Path(weights).exists():
+        if (Path(weights) / "config.json").is_file():
+            return True, f"local snapshot {weights}"
+        # a bare checkpoint (model.safetensors or .pth, or a folder of one) is birefnet_native's
+        return (
+            False,
+            f"{weights} is not a transformers snapshot (no config.json), so the native model loads it",
+        )
     repo = weights or HUB_ID
     try:
         from huggingface_hub import try_to_load_from_cache
 
+        # the weights themselves, not just config.json, must be cached
         cached = try_to_load_from_cache(
-            repo, "config.json", revision=PINNED_REVISION if repo == HUB_ID else None
+            repo, "model.safetensors", revision=PINNED_REVISION if repo == HUB_ID else None
         )
         if isinstance(cached, str):
             return True, f"local Hugging Face cache for {repo}"
-    except ImportError:
+    except (ImportError, ValueError):  # ValueError: not a valid repo id
         pass
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         return False, "HF_HUB_OFFLINE=1 and no local snapshot"
