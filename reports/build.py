@@ -87,6 +87,13 @@ def analyse(run: Run) -> RunAnalysis:
 
 def figures_for(analysis: RunAnalysis, prefix: str = "") -> list[Figure]:
     table, results, device = analysis.run.table, analysis.results, analysis.device
+    simulated = device == plots.SIMULATED_DEVICE
+    memory_caption = (
+        "Peak SIMULATED memory vs concurrency (the sim backend's accounting per in-flight call, "
+        "not a GPU measurement)"
+        if simulated
+        else "Peak GPU memory vs concurrency"
+    )
     drawn = [
         (
             "latency_vs_load",
@@ -111,13 +118,17 @@ def figures_for(analysis: RunAnalysis, prefix: str = "") -> list[Figure]:
         ),
         (
             "decomposition",
-            "Latency decomposition: wait / pre / gpu / post / protocol",
+            "Latency decomposition: wait / pre / gpu / post / protocol, means over the successful "
+            "requests with a ledger row",
             plots.decomposition_bars(results),
         ),
-        ("memory", "Peak GPU memory vs concurrency", plots.memory_vs_concurrency(results, device)),
+        ("memory", memory_caption, plots.memory_vs_concurrency(results, device)),
         ("closed_vs_open", "Closed-loop vs open-loop tail latency", plots.closed_vs_open_tail(results)),
     ]
-    return [Figure(prefix + name, caption, plots.png_bytes(fig)) for name, caption, fig in drawn]
+    footer, loud = figure_footer(analysis.run), footer_is_loud(analysis.run)
+    return [
+        Figure(prefix + name, caption, plots.png_bytes(fig, footer, loud)) for name, caption, fig in drawn
+    ]
 
 
 # --- labels --------------------------------------------------------------------------
@@ -133,16 +144,54 @@ def model_line(run: Run) -> str:
     )
 
 
+def _is_simulated(model: dict[str, Any]) -> bool:
+    return model.get("backend") == "sim" or model.get("device") == "simulated"
+
+
+def _has_random_weights(model: dict[str, Any]) -> bool:
+    return "random" in str(model.get("weights", "")).lower()
+
+
+def figure_footer(run: Run) -> str:
+    """What every figure of the run carries: model · weights · device (DESIGN §6), e.g.
+    "u2netp · real weights · cpu", "sim · SIMULATED GPU — not a real GPU",
+    "birefnet_native · RANDOM weights · cuda:0"."""
+    model = run.model
+    if not model:
+        return "model not recorded — backend, weights and device unknown"
+    backend = str(model.get("backend") or "backend not recorded")
+    if _is_simulated(model):
+        return f"{backend} · SIMULATED GPU — not a real GPU"
+    weights = str(model.get("weights") or "not recorded")
+    if _has_random_weights(model):
+        weights_text = "RANDOM weights"
+    elif weights.lower() == "real":
+        weights_text = "real weights"
+    else:
+        weights_text = f"weights: {weights}"
+    return f"{backend} · {weights_text} · {model.get('device') or 'device not recorded'}"
+
+
+def footer_is_loud(run: Run) -> bool:
+    """Whether the footer must stand out: a simulated GPU, random weights or no model recorded."""
+    return not run.model or _is_simulated(run.model) or _has_random_weights(run.model)
+
+
+def comparison_footer(runs: Sequence[Run]) -> str:
+    """Each run's label, for a figure that puts several runs on one axis."""
+    return "; ".join(f"{run.run_id}: {figure_footer(run)}" for run in runs)
+
+
 def warnings_for(run: Run) -> list[str]:
     """Loud statements every document must carry for this run."""
     model = run.model
     found = []
-    if model.get("backend") == "sim" or model.get("device") == "simulated":
+    if _is_simulated(model):
         found.append(
             "SIMULATED GPU — not a real GPU measurement: the sim backend computes no model; its times "
             "are configured."
         )
-    if "random" in str(model.get("weights", "")).lower():
+    if _has_random_weights(model):
         found.append("RANDOM WEIGHTS — the masks are noise; only the timings mean anything.")
     if not model:
         found.append("The run recorded no model: backend, weights and device are unknown.")
@@ -200,6 +249,7 @@ POINT_COLUMNS: tuple[str, ...] = (
     "p99 ms",
     "p99.9 ms",
     "max ms",
+    "decomposed mean (n)",
     "wait",
     "pre",
     "gpu",
@@ -236,6 +286,7 @@ def point_cells(m: PointMetrics) -> list[str]:
         _ms(m.p99_s),
         _ms(m.p999_s),
         _ms(m.max_s),
+        "—" if m.decomposed_latency_s is None else f"{_ms(m.decomposed_latency_s)} ({m.n_decomposed})",
         _ms(m.wait_s),
         _ms(m.pre_s),
         _ms(m.gpu_s),
@@ -279,10 +330,16 @@ def rules_text(rules: ValidityRules) -> list[str]:
         f"p99.9 ≥ {rules.min_samples_p999}; a point missing a percentile is VALID for what it shows.",
         f"INVALID when the load process averaged > {rules.max_load_cpu_percent:g}% CPU.",
         f"INVALID (open loop) when p99 send lag > max({rules.max_send_lag_s * 1e3:g} ms, "
-        f"{rules.max_send_lag_gap_fraction:.0%} of the mean scheduled gap).",
-        "INVALID when throughput across the window's three thirds spreads by more than "
-        f"{rules.max_thirds_spread:.0%} "
-        "of its mean (unstable).",
+        f"{rules.max_send_lag_gap_fraction:.0%} of the mean scheduled gap); for bursts (`collisions`) "
+        f"when p99 send lag > max({rules.max_send_lag_s * 1e3:g} ms, "
+        f"{rules.max_send_lag_gap_fraction:.0%} of the median burst makespan), i.e. the burst's "
+        "requests did not leave together.",
+        "INVALID (unstable) when, over the window's three thirds: closed loop, throughput spreads by "
+        f"more than {rules.max_thirds_spread:.0%} of its mean; open loop, completions (counted one "
+        "median latency later) ÷ arrivals scheduled in a third (achieved ÷ offered) is off 1.0 by more "
+        f"than {rules.max_thirds_spread:.0%} in any third (the server fell behind or was draining a "
+        "backlog); bursts, images per second of "
+        f"burst makespan over the thirds of the bursts spreads by more than {rules.max_thirds_spread:.0%}.",
         "INVALID when client-side or server-side Little's law (mean in-flight vs rate × mean latency) "
         "disagrees "
         f"by more than {rules.max_littles_law_disagreement:.0%}.",
@@ -373,9 +430,11 @@ def run_section_html(analysis: RunAnalysis, figures: Sequence[Figure]) -> str:
             f"{counts.get(metrics.VALID, 0)} VALID, {counts.get(metrics.INVALID, 0)} INVALID. Source: "
             f"{_e(run.path)}</p>",
             _html_recommendation(analysis.recommendation),
-            '<h2>Load points</h2><p class="rule">Latencies in ms; wait/pre/gpu/post/protocol are means '
-            "that add up to "
-            "the mean latency; Little: mean in-flight vs rate × mean latency.</p>",
+            '<h2>Load points</h2><p class="rule">Latencies in ms; wait/pre/gpu/post/protocol are '
+            "components of the mean latency of the successful requests with a ledger row (timeouts and "
+            "rows without a ledger join are left out), so they add up to that mean, shown as "
+            "“decomposed mean (n)”; the percentiles also count timeouts. "
+            "Little: mean in-flight vs rate × mean latency.</p>",
             _html_table(POINT_COLUMNS, [point_cells(m) for m in analysis.results], badge_column="verdict"),
             "<h2>Knees</h2>",
             _html_table(KNEE_COLUMNS, [knee_cells(k) for k in analysis.knees])
@@ -536,16 +595,18 @@ def build_report(run_dirs: list[Path], out: Path | None = None) -> Path:
     if several:
         if not differing:
             combined = [m for a in analyses for m in a.results]
+            footer = comparison_footer([a.run for a in analyses])
+            loud = any(footer_is_loud(a.run) for a in analyses)
             comparison_figures = [
                 Figure(
                     "compare-throughput_vs_load",
                     "All runs: throughput vs load",
-                    plots.png_bytes(plots.throughput_vs_load(combined)),
+                    plots.png_bytes(plots.throughput_vs_load(combined), footer, loud),
                 ),
                 Figure(
                     "compare-latency_vs_load",
                     "All runs: latency vs load",
-                    plots.png_bytes(plots.latency_vs_load(combined)),
+                    plots.png_bytes(plots.latency_vs_load(combined), footer, loud),
                 ),
             ]
         comparison = comparison_html(analyses, comparison_figures, differing)

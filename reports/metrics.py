@@ -25,6 +25,8 @@ COMPONENTS: tuple[str, ...] = ("wait", "pre", "gpu", "post", "protocol")
 # Sweeps whose points form a load axis (knee, saturation); the others are single probes.
 SWEEP_SCENARIOS: tuple[str, ...] = ("throughput", "open-loop")
 BASELINE_SCENARIO = "latency"
+OPEN_LOOP_SCENARIO = "open-loop"
+BURST_SCENARIO = "collisions"
 # Differences smaller than this fraction are called a tie in the deploy verdict: a few
 # percent is within run-to-run noise for HTTP benchmarks on a shared host.
 TIE_MARGIN = 0.05
@@ -42,7 +44,9 @@ class ValidityRules:
     max_load_cpu_percent: float = 90.0
     max_send_lag_s: float = 0.010  # open loop: p99 send lag may reach max(this, ...)
     max_send_lag_gap_fraction: float = 0.05  # ... this fraction of the mean scheduled gap
-    max_thirds_spread: float = 0.15  # (max - min) / mean of the thirds' throughput
+    # Closed loop: (max - min) / mean of the thirds' throughput. Open loop: the largest
+    # |achieved / offered - 1| over the thirds (completions vs arrivals scheduled in each).
+    max_thirds_spread: float = 0.15
     max_littles_law_disagreement: float = 0.20  # |L - λW| / max(L, λW), each side
     knee_factor: float = 2.0  # knee: highest VALID load with p90 <= factor x single-stream p90
 
@@ -174,15 +178,22 @@ class PointMetrics:
     window_end: float = float("nan")
     window_s: float = 0.0
     throughput_rps: float = 0.0
-    thirds_rps: list[float] = field(default_factory=list)
-    thirds_spread: float | None = None
+    thirds_rps: list[float] = field(default_factory=list)  # successful completions/s per third
+    thirds_offered_rps: list[float] = field(default_factory=list)  # open loop: scheduled arrivals/s
+    thirds_ratio: list[float] = field(default_factory=list)  # open loop: achieved / offered per third
+    thirds_spread: float | None = None  # the statistic the stability rule compares (see thirds_basis)
+    thirds_basis: str = ""  # what the thirds compare: window, bursts or achieved / offered
     p50_s: float | None = None
     p90_s: float | None = None
     p99_s: float | None = None
     p999_s: float | None = None
     max_s: float | None = None
-    mean_latency_s: float | None = None
-    wait_s: float | None = None  # means, so that the five add up to the mean latency
+    mean_latency_s: float | None = None  # over ok and timed-out rows (the percentiles' sample)
+    # The decomposition covers only successful requests with a joined ledger row: its five
+    # means add up to decomposed_latency_s, the mean latency of exactly those n_decomposed rows.
+    n_decomposed: int = 0
+    decomposed_latency_s: float | None = None
+    wait_s: float | None = None
     pre_s: float | None = None
     gpu_s: float | None = None
     post_s: float | None = None
@@ -340,27 +351,82 @@ def _one_point(
 
 
 def _throughput(m: PointMetrics, rows: pd.DataFrame, w0: float, w1: float, rules: ValidityRules) -> None:
+    """Throughput over the measured window and the stability rule on its thirds.
+
+    Closed loop: completions per third of the window, compared with each other. Bursts
+    (``collisions``): images per second of burst makespan over the thirds of the bursts.
+    Open loop: completions in each third against the arrivals scheduled in it; below
+    capacity completions follow the Poisson arrivals, so comparing the thirds' completions
+    with each other would call most honest points unstable, while achieved / offered stays
+    near 1 wherever the server keeps up. The point is stable when every third's ratio lies
+    within ``max_thirds_spread`` of 1.0: a server that falls behind (no steady state: its
+    latency grows with the window) or is still draining a backlog fails. Completions are
+    counted one median latency later than the arrivals (the last third then reaches into
+    the drain), so a request scheduled late in a third counts in the third it arrived in
+    instead of leaving the window's last third short by the requests still in service.
+    """
     if w1 <= w0:
         return
     done_ok = rows.loc[rows["ok"].astype(bool), "t_done"].to_numpy(dtype=float)
     in_window = done_ok[(done_ok >= w0) & (done_ok <= w1)]
     m.throughput_rps = len(in_window) / (w1 - w0)
-    if m.scenario == "collisions":
+    edges = np.linspace(w0, w1, 4)
+    third_s = (w1 - w0) / 3
+    if m.scenario == OPEN_LOOP_SCENARIO and rows["t_scheduled"].notna().any():
+        _open_loop_thirds(m, rows, edges, rules)
+        return
+    if m.scenario == BURST_SCENARIO:
         ok_rows = rows[rows["ok"].astype(bool) & rows["t_done"].between(w0, w1)]
         m.thirds_rps = burst_thirds_rps(ok_rows)
-        basis = "the bursts' thirds (images / burst makespan)"
+        m.thirds_basis = "the bursts' thirds (images / burst makespan)"
     else:
-        counts, _ = np.histogram(in_window, bins=np.linspace(w0, w1, 4))
-        m.thirds_rps = [float(c / ((w1 - w0) / 3)) for c in counts]
-        basis = "the window's thirds"
+        counts, _ = np.histogram(in_window, bins=edges)
+        m.thirds_rps = [float(c / third_s) for c in counts]
+        m.thirds_basis = "the window's thirds (completions per third)"
+        if m.scenario == OPEN_LOOP_SCENARIO:
+            m.notes.append("open-loop rows carry no t_scheduled: thirds compared by completions only")
     mean = float(np.mean(m.thirds_rps)) if m.thirds_rps else 0.0
     if mean > 0:
         m.thirds_spread = (max(m.thirds_rps) - min(m.thirds_rps)) / mean
         if m.thirds_spread > rules.max_thirds_spread:
             m.reasons.append(
-                f"unstable: throughput across {basis} varies by {m.thirds_spread:.0%} "
-                f"(limit {rules.max_thirds_spread:.0%})"
+                f"unstable: throughput across {m.thirds_basis} varies by {m.thirds_spread:.0%} "
+                f"of its mean (limit {rules.max_thirds_spread:.0%})"
             )
+
+
+def _open_loop_thirds(m: PointMetrics, rows: pd.DataFrame, edges: np.ndarray, rules: ValidityRules) -> None:
+    third_s = float(edges[1] - edges[0])
+    ok_rows = rows[rows["ok"].astype(bool)]
+    starts = latency_start(ok_rows)
+    in_window = ok_rows[(starts >= edges[0]) & (starts <= edges[-1])]
+    shift = float(latency(in_window).median()) if not in_window.empty else 0.0
+    shift = 0.0 if math.isnan(shift) else max(shift, 0.0)
+    achieved, _ = np.histogram(ok_rows["t_done"].to_numpy(dtype=float), bins=edges + shift)
+    scheduled = rows["t_scheduled"].dropna().to_numpy(dtype=float)
+    offered, _ = np.histogram(scheduled, bins=edges)
+    m.thirds_rps = [float(c / third_s) for c in achieved]
+    m.thirds_offered_rps = [float(c / third_s) for c in offered]
+    m.thirds_basis = (
+        "achieved ÷ offered per third (completions, one median latency "
+        f"({shift * 1e3:.0f} ms) later, vs arrivals scheduled in it)"
+    )
+    if (offered == 0).any():
+        m.notes.append(
+            "stability not checked: a third of the window had no scheduled arrival "
+            f"(arrivals per third {'/'.join(str(int(c)) for c in offered)})"
+        )
+        return
+    m.thirds_ratio = [float(a / o) for a, o in zip(achieved, offered, strict=True)]
+    m.thirds_spread = max(abs(r - 1.0) for r in m.thirds_ratio)
+    if m.thirds_spread > rules.max_thirds_spread:
+        ratios = " / ".join(f"{r:.2f}" for r in m.thirds_ratio)
+        low = min(m.thirds_ratio) < 1.0 - rules.max_thirds_spread
+        what = "the server fell behind the offered load" if low else "the server was draining a backlog"
+        m.reasons.append(
+            f"unstable: {m.thirds_basis} is {ratios}, off 1.0 by up to {m.thirds_spread:.0%} "
+            f"(limit {rules.max_thirds_spread:.0%}): {what}"
+        )
 
 
 def burst_thirds_rps(rows: pd.DataFrame) -> list[float]:
@@ -411,11 +477,20 @@ def _latencies(m: PointMetrics, measured: pd.DataFrame, ok: pd.Series, rules: Va
 
 
 def _decomposition(m: PointMetrics, measured: pd.DataFrame, ok: pd.Series) -> None:
+    """Mean components over the successful rows with a joined ledger row; their sum is
+    ``decomposed_latency_s``, the mean latency of those same rows (not ``mean_latency_s``,
+    which also holds timeouts and rows without a ledger join)."""
     parts = decomposition(measured[ok]).dropna()
     if parts.empty:
         if m.n_ok:
             m.notes.append("no ledger rows joined: no wait/pre/gpu/post/protocol decomposition")
         return
+    m.n_decomposed = len(parts)
+    m.decomposed_latency_s = float(latency(measured.loc[parts.index]).mean())
+    if m.n_decomposed < m.n_ok:
+        m.notes.append(
+            f"decomposition over the {m.n_decomposed} of {m.n_ok} successful requests with a ledger row"
+        )
     means = parts.mean()
     m.wait_s, m.pre_s, m.gpu_s, m.post_s, m.protocol_s = (float(means[c]) for c in COMPONENTS)
     m.gpu_median_s = float(parts["gpu"].median())
@@ -461,18 +536,42 @@ def _littles_law(m: PointMetrics, rows: pd.DataFrame, w0: float, w1: float, rule
 def _send_lag(
     m: PointMetrics, measured: pd.DataFrame, point: PointRecord, w0: float, w1: float, rules: ValidityRules
 ) -> None:
+    """Did the generator keep its schedule?
+
+    Open loop: p99 send lag within max(max_send_lag_s, a fraction of the mean scheduled
+    gap). Bursts (``collisions``): rows carry the burst's release as ``t_scheduled``, and a
+    mean gap means nothing there; the sends must leave together, so the p99 send lag must
+    stay within max(max_send_lag_s, the same fraction of the median burst makespan,
+    release to last completion). Other scenarios are not checked.
+    """
     scheduled = measured[measured["t_scheduled"].notna()]
     if scheduled.empty:
         return
     lag = scheduled["send_lag"].fillna(scheduled["t_sent"] - scheduled["t_scheduled"])
-    mean_gap = 1.0 / point.rate if point.rate else (w1 - w0) / len(scheduled)
-    m.send_lag_limit_s = max(rules.max_send_lag_s, rules.max_send_lag_gap_fraction * mean_gap)
-    m.send_lag_p99_s = float(np.quantile(lag.to_numpy(float), 0.99))
-    if m.send_lag_p99_s > m.send_lag_limit_s:
-        m.reasons.append(
-            f"open-loop send lag p99 {m.send_lag_p99_s * 1e3:.1f} ms exceeds "
-            f"{m.send_lag_limit_s * 1e3:.1f} ms (the generator could not keep its schedule)"
-        )
+    if m.scenario == OPEN_LOOP_SCENARIO:
+        mean_gap = 1.0 / point.rate if point.rate else (w1 - w0) / len(scheduled)
+        m.send_lag_limit_s = max(rules.max_send_lag_s, rules.max_send_lag_gap_fraction * mean_gap)
+        m.send_lag_p99_s = float(np.quantile(lag.to_numpy(float), 0.99))
+        if m.send_lag_p99_s > m.send_lag_limit_s:
+            m.reasons.append(
+                f"open-loop send lag p99 {m.send_lag_p99_s * 1e3:.1f} ms exceeds "
+                f"{m.send_lag_limit_s * 1e3:.1f} ms (the generator could not keep its schedule)"
+            )
+    elif m.scenario == BURST_SCENARIO:
+        bursts = scheduled.groupby("t_scheduled")["t_done"].max()
+        makespans = bursts.to_numpy(dtype=float) - bursts.index.to_numpy(dtype=float)
+        makespan = float(np.median(makespans))
+        m.send_lag_limit_s = max(rules.max_send_lag_s, rules.max_send_lag_gap_fraction * makespan)
+        m.send_lag_p99_s = float(np.quantile(lag.to_numpy(float), 0.99))
+        if m.send_lag_p99_s > m.send_lag_limit_s:
+            m.reasons.append(
+                f"burst send lag p99 {m.send_lag_p99_s * 1e3:.1f} ms exceeds "
+                f"{m.send_lag_limit_s * 1e3:.1f} ms (max({rules.max_send_lag_s * 1e3:g} ms, "
+                f"{rules.max_send_lag_gap_fraction:.0%} of the median burst makespan "
+                f"{makespan * 1e3:.1f} ms)): the burst's requests did not leave together"
+            )
+    else:
+        m.notes.append(f"send lag not checked: the rule covers open-loop points and bursts, not {m.scenario}")
 
 
 def _load_cpu(m: PointMetrics, rules: ValidityRules) -> None:
@@ -759,7 +858,10 @@ def _naive_control(results: Sequence[PointMetrics], fa_client: str, device: str)
         return None
     naive = max(naive_points, key=lambda m: (m.scenario == "collisions", m.load))
     locked = _valid_point(results, "fastapi", fa_client, naive.scenario, naive.load)
-    memory = "n/a on CPU" if naive.peak_gpu_bytes is None else f"{naive.peak_gpu_bytes / 2**20:.0f} MiB"
+    simulated = " (simulated)" if device == "simulated" else ""
+    memory = (
+        "n/a on CPU" if naive.peak_gpu_bytes is None else f"{naive.peak_gpu_bytes / 2**20:.0f} MiB{simulated}"
+    )
     text = (
         f"at {naive.scenario} {naive.load_point}: naive collision share {naive.collision_share or 0:.0%}, "
         f"max depth {naive.max_gpu_depth}, service-time inflation "
@@ -767,7 +869,9 @@ def _naive_control(results: Sequence[PointMetrics], fa_client: str, device: str)
         f"peak memory {memory}"
     )
     if locked is not None:
-        locked_memory = "n/a" if locked.peak_gpu_bytes is None else f"{locked.peak_gpu_bytes / 2**20:.0f} MiB"
+        locked_memory = (
+            "n/a" if locked.peak_gpu_bytes is None else f"{locked.peak_gpu_bytes / 2**20:.0f} MiB{simulated}"
+        )
         text += (
             f"; locked fastapi: collisions {locked.collision_share or 0:.0%}, inflation "
             f"{locked.service_inflation or float('nan'):.2f}x, peak memory {locked_memory}, "

@@ -3,6 +3,9 @@
 Every function returns a ``Figure``. Lines are one per series (server/client, prefixed by
 the run where several runs share the axes); INVALID points are drawn hollow so they stay
 visible without being mistaken for evidence. A figure that cannot be drawn says why.
+``png_bytes`` renders a figure with a footer naming the model, its weights and the device
+(DESIGN §6), drawn on the image and kept in the PNG's metadata: the files in ``figures/``
+are read on their own.
 """
 
 from __future__ import annotations
@@ -303,20 +306,33 @@ def decomposition_bars(results: Sequence[PointMetrics]) -> Figure:
         for m in chosen
     ]
     ax.set_xticks(x, labels, fontsize=7, rotation=20, ha="right")
-    ax.set(title="Where the time goes (mean per request)", ylabel="ms")
+    ax.set(
+        title="Where the time goes: means over successful requests with a ledger row\n"
+        "(bar height = those requests' mean latency)",
+        ylabel="ms",
+    )
+    ax.title.set_fontsize(9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+SIMULATED_DEVICE = "simulated"
+
+
 def memory_vs_concurrency(results: Sequence[PointMetrics], device: str) -> Figure:
-    """Peak GPU memory per point against concurrency (CUDA only)."""
+    """Peak memory per point against concurrency: GPU memory with CUDA; with the sim
+    backend (device "simulated") the memory it accounts per in-flight call, titled as
+    simulated; nothing on CPU."""
+    simulated = device == SIMULATED_DEVICE
+    what = "simulated memory" if simulated else "GPU memory"
     with_memory = [m for m in results if m.peak_gpu_bytes is not None and m.users is not None]
-    if not device.startswith("cuda") or not with_memory:
+    if not (device.startswith("cuda") or simulated) or not with_memory:
         why = (
-            f"device is {device or 'unknown'}: peak GPU memory exists only with CUDA, so this plot is absent"
-            if not device.startswith("cuda")
-            else "no point recorded peak GPU memory"
+            f"device is {device or 'unknown'}: peak GPU memory exists only with CUDA (or as the sim "
+            "backend's simulated memory), so this plot is absent"
+            if not (device.startswith("cuda") or simulated)
+            else f"no point recorded peak {what}"
         )
         return _message_figure("Peak memory vs concurrency", why)
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -333,7 +349,18 @@ def memory_vs_concurrency(results: Sequence[PointMetrics], device: str) -> Figur
             [m.valid for m in points],
             label,
         )
-    ax.set(title="Peak GPU memory vs concurrency", xlabel="concurrent users / burst size", ylabel="GiB")
+    title = (
+        "SIMULATED memory (sim backend, per in-flight call) vs concurrency — not a GPU measurement"
+        if simulated
+        else "Peak GPU memory vs concurrency"
+    )
+    ax.set(
+        title=title,
+        xlabel="concurrent users / burst size",
+        ylabel="simulated GiB" if simulated else "GiB",
+    )
+    if simulated:
+        ax.title.set_fontsize(9)
     _legend(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -375,9 +402,38 @@ def closed_vs_open_tail(results: Sequence[PointMetrics]) -> Figure:
     return fig
 
 
-def png_bytes(fig: Figure) -> bytes:
-    """The figure as PNG, closed afterwards so a long report does not hoard memory."""
+FOOTER_LOUD_COLOUR = "#c0392b"
+
+
+def add_footer(fig: Figure, footer: str, loud: bool = False) -> None:
+    """A line under the figure naming model, weights and device (red and bold when ``loud``:
+    a simulated GPU or random weights). ``png_bytes`` saves with a tight box, which grows
+    to take in this text below the axes."""
+    fig.text(
+        0.5,
+        0.0,
+        footer,
+        ha="center",
+        va="top",
+        fontsize=8,
+        color=FOOTER_LOUD_COLOUR if loud else "dimgray",
+        fontweight="bold" if loud else "normal",
+        wrap=True,
+    )
+
+
+def png_bytes(fig: Figure, footer: str, loud: bool = False) -> bytes:
+    """The figure as PNG with its footer (also stored as the PNG's ``Description`` text),
+    closed afterwards so a long report does not hoard memory."""
+    add_footer(fig, footer, loud)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    fig.savefig(
+        buffer,
+        format="png",
+        dpi=90,
+        bbox_inches="tight",
+        pad_inches=0.15,
+        metadata={"Description": footer},
+    )
     plt.close(fig)
     return buffer.getvalue()

@@ -9,10 +9,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from reports_fixtures import make_run_dir
 
-from reports import build
+from reports import build, plots
 from reports.load import Run, empty_table, load_run
+from reports.metrics import PointMetrics
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -53,6 +55,67 @@ def test_markdown_summary_and_figure_files(smoke_report: Path) -> None:
     figures = sorted(p.name for p in (out / build.FIGURES_DIR).glob("*.png"))
     assert len(figures) == FIGURE_COUNT
     assert all(f"{build.FIGURES_DIR}/{name}" in summary for name in figures)
+
+
+def test_every_figure_file_names_the_model(smoke_report: Path) -> None:
+    """The PNGs are read on their own: each carries the run's model line (drawn, and in its
+    metadata, which is what a test can read back)."""
+    pngs = sorted((smoke_report.parent / build.FIGURES_DIR).glob("*.png"))
+    assert len(pngs) == FIGURE_COUNT
+    for png in pngs:
+        with Image.open(png) as image:
+            assert image.text.get("Description") == "sim · SIMULATED GPU — not a real GPU", png.name
+
+
+def test_decomposition_text_names_the_rows_it_covers(smoke_report: Path) -> None:
+    text = smoke_report.read_text(encoding="utf-8")
+    assert "add up to the mean latency" not in text
+    assert "components of the mean latency of the successful requests with a ledger row" in text
+    assert "decomposed mean (n)" in text
+
+
+def _run_with(model: dict[str, str]) -> Run:
+    return Run(path=Path("x"), table=empty_table(), meta={"run_id": "x", "model": model}, points=[])
+
+
+def test_figure_footer_states_model_weights_and_device() -> None:
+    sim = _run_with({"backend": "sim", "device": "simulated", "weights": "none"})
+    u2netp = _run_with({"backend": "u2netp", "device": "cpu", "weights": "real"})
+    native = _run_with({"backend": "birefnet_native", "device": "cuda:0", "weights": "random"})
+    assert build.figure_footer(sim) == "sim · SIMULATED GPU — not a real GPU"
+    assert build.figure_footer(u2netp) == "u2netp · real weights · cpu"
+    assert build.figure_footer(native) == "birefnet_native · RANDOM weights · cuda:0"
+    assert "not recorded" in build.figure_footer(_run_with({}))
+    assert build.footer_is_loud(sim) and build.footer_is_loud(native) and not build.footer_is_loud(u2netp)
+    assert build.comparison_footer([u2netp, native]) == (
+        "x: u2netp · real weights · cpu; x: birefnet_native · RANDOM weights · cuda:0"
+    )
+
+
+def test_memory_figure_plots_simulated_memory_as_such() -> None:
+    points = [
+        PointMetrics(
+            run_id="r",
+            server="fastapi-naive",
+            client="fastapi",
+            scenario="collisions",
+            load_point=f"burst={k}",
+            users=k,
+            rate=None,
+            load=float(k),
+            verdict="VALID",
+            peak_gpu_bytes=(512 + 256 * k) * 2**20,
+        )
+        for k in (1, 2, 4)
+    ]
+    simulated = plots.memory_vs_concurrency(points, "simulated")
+    (ax,) = simulated.axes
+    assert ax.get_title().startswith("SIMULATED memory") and "not a GPU measurement" in ax.get_title()
+    assert ax.get_ylabel() == "simulated GiB" and len(ax.get_lines()) == 1
+    on_cpu = plots.memory_vs_concurrency(points, "cpu")
+    assert not on_cpu.axes[0].get_lines()  # a message, no data
+    plots.plt.close(simulated)
+    plots.plt.close(on_cpu)
 
 
 @pytest.mark.slow
@@ -149,6 +212,9 @@ def test_comparison_of_compatible_runs_shares_axes(tmp_path: Path) -> None:
     assert html_path.parent == tmp_path / "compare-a-vs-b"
     text = html_path.read_text(encoding="utf-8")
     assert 'id="fig-compare-throughput_vs_load"' in text and "not put on one axis" not in text
+    with Image.open(html_path.parent / build.FIGURES_DIR / "compare-throughput_vs_load.png") as image:
+        label = "sim · SIMULATED GPU — not a real GPU"
+        assert image.text.get("Description") == f"a: {label}; b: {label}"
 
 
 def test_warnings_name_random_weights_and_cpu() -> None:

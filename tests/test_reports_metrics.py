@@ -195,6 +195,20 @@ def test_collision_share_and_max_depth_at_a_point() -> None:
     assert m.max_gpu_depth == 2
 
 
+def test_decomposition_covers_ok_rows_with_a_ledger_row_and_says_their_mean() -> None:
+    rows = steady_rows(duration=10.0)  # every request 0.1 s
+    ledger = ("t_recv", "t_admit", "t_gpu_start", "t_gpu_end", "t_send", "pre_s", "post_s", "gpu_depth")
+    rows[50].update(ok=False, status=0, error="timeout: still open", t_done=rows[50]["t_sent"] + 2.0)
+    rows[60].update({name: None for name in ledger}, t_done=rows[60]["t_sent"] + 0.4)  # no ledger join
+    m = only(rows)
+    assert m.n_ok == m.n_measured - 1 and m.n_decomposed == m.n_ok - 1
+    parts = (m.wait_s, m.pre_s, m.gpu_s, m.post_s, m.protocol_s)
+    assert sum(parts) == pytest.approx(m.decomposed_latency_s)
+    assert m.decomposed_latency_s == pytest.approx(0.1)
+    assert m.mean_latency_s == pytest.approx(0.1 + (1.9 + 0.3) / m.n_measured)  # timeout and no-join row
+    assert any("decomposition over the" in n for n in m.notes)
+
+
 def test_errors_grouped_by_kind_and_status() -> None:
     rows = steady_rows(duration=10.0)
     for i in (50, 51, 52):
@@ -273,7 +287,14 @@ def test_rule_open_loop_send_lag() -> None:
     def open_loop(lag: float) -> list[dict[str, Any]]:
         rows = steady_rows(duration=10.0, service=0.1)
         for row in rows:  # rate 10/s: mean gap 0.1 s, so the limit is max(10 ms, 5 ms) = 10 ms
-            row.update(t_scheduled=row["t_sent"], rate=10.0, users=None, send_lag=lag, load_point="rate=10/s")
+            row.update(
+                t_scheduled=row["t_sent"],
+                rate=10.0,
+                users=None,
+                send_lag=lag,
+                load_point="rate=10/s",
+                scenario="open-loop",
+            )
         return rows
 
     assert only(open_loop(0.002)).verdict == VALID
@@ -282,14 +303,26 @@ def test_rule_open_loop_send_lag() -> None:
     assert late.send_lag_limit_s == pytest.approx(0.010)
 
 
+def test_send_lag_rule_skips_scenarios_it_does_not_cover() -> None:
+    rows = steady_rows(duration=10.0)
+    for row in rows:  # scheduled rows outside open loop and bursts: the rule says nothing
+        row.update(t_scheduled=row["t_sent"], send_lag=0.5, scenario="spike")
+    m = only(rows)
+    assert m.send_lag_p99_s is None and not any("send lag" in r for r in m.reasons)
+    assert any(n.startswith("send lag not checked") for n in m.notes)
+
+
 def test_rule_throughput_thirds() -> None:
     rows = [r for r in steady_rows(duration=10.0) if not 7.0 < r["t_sent"] < 9.0]  # a stall in the last third
     m = only(rows)
     assert m.verdict == INVALID and any(r.startswith("unstable") for r in m.reasons)
 
 
-def burst_rows(makespans: list[float], size: int = 2, gap: float = 0.2) -> list[dict[str, Any]]:
-    """Bursts of ``size`` requests released together, each after the previous one drained."""
+def burst_rows(
+    makespans: list[float], size: int = 2, gap: float = 0.2, lag: float = 0.0
+) -> list[dict[str, Any]]:
+    """Bursts of ``size`` requests released together, each after the previous one drained;
+    every send leaves ``lag`` seconds after its burst's release."""
     rows, release = [], 0.0
     for span in makespans:
         for k in range(size):
@@ -297,7 +330,8 @@ def burst_rows(makespans: list[float], size: int = 2, gap: float = 0.2) -> list[
             rows.append(
                 {
                     "t_scheduled": release,
-                    "t_sent": release,
+                    "t_sent": release + lag,
+                    "send_lag": lag,
                     "t_done": done,
                     "status": 200,
                     "ok": True,
@@ -319,6 +353,70 @@ def test_bursts_are_judged_per_burst_not_per_wall_clock_third() -> None:
     slowing = burst_rows([0.5] * 7 + [1.0] * 3)  # the last bursts take twice as long
     m = only(slowing, t_start=0.0, t_end=9.0)
     assert any(r.startswith("unstable: throughput across the bursts' thirds") for r in m.reasons)
+
+
+def test_burst_send_lag_is_judged_against_the_burst_makespan() -> None:
+    # makespan 0.5 s: limit max(10 ms, 5% x 500 ms) = 25 ms. The open-loop rule's
+    # "mean gap" (window / rows = 6.3 s / 18 = 0.35 s, limit 17.5 ms) would fail 20 ms.
+    together = only(burst_rows([0.5] * 10, lag=0.020), t_start=0.0, t_end=7.0)
+    assert together.send_lag_limit_s == pytest.approx(0.025)
+    assert together.send_lag_p99_s == pytest.approx(0.020)
+    assert not any("send lag" in r for r in together.reasons), together.reasons
+    apart = only(burst_rows([0.5] * 10, lag=0.040), t_start=0.0, t_end=7.0)
+    assert any(r.startswith("burst send lag p99 40.0 ms exceeds 25.0 ms") for r in apart.reasons)
+    assert not any("open-loop" in r for r in apart.reasons)
+    fast = only(burst_rows([0.1] * 30, lag=0.012), t_start=0.0, t_end=9.0)  # 5% of 100 ms < 10 ms
+    assert fast.send_lag_limit_s == pytest.approx(0.010)
+    assert any(r.startswith("burst send lag") for r in fast.reasons)
+
+
+def poisson_open_loop(
+    *, rate: float = 8.0, duration: float = 30.0, seed: int = 0, slow_after: float | None = None
+) -> list[dict[str, Any]]:
+    """Poisson arrivals at ``rate`` for ``duration`` seconds served FIFO by one server, each
+    request sent 1 ms after its schedule. The server takes 50 ms a request (it keeps up);
+    after ``slow_after`` it takes 250 ms (4/s: it falls further behind with every arrival)."""
+    rng = np.random.default_rng(seed)
+    rows, t, free = [], 0.0, 0.0
+    while True:
+        t += float(rng.exponential(1.0 / rate))
+        if t >= duration:
+            return rows
+        sent = t + 0.001
+        service = 0.25 if slow_after is not None and sent >= slow_after else 0.05
+        free = max(sent, free) + service
+        rows.append(
+            {
+                "t_scheduled": t,
+                "t_sent": sent,
+                "send_lag": 0.001,
+                "t_done": free,
+                "status": 200,
+                "ok": True,
+                "scenario": "open-loop",
+                "rate": rate,
+                "load_point": f"rate={rate:g}/s",
+            }
+        )
+
+
+def test_open_loop_stability_compares_achieved_with_offered_per_third() -> None:
+    m = only(poisson_open_loop(), t_end=30.0)  # ~72 arrivals in each third of [3 s, 30 s]
+    # completions per third follow the Poisson arrivals: compared with each other (the
+    # closed-loop rule) they spread by more than 15 %, although the server keeps up
+    counts = np.array(m.thirds_rps)
+    assert (counts.max() - counts.min()) / counts.mean() > RULES.max_thirds_spread
+    assert m.thirds_basis.startswith("achieved ÷ offered per third")
+    assert m.thirds_ratio == pytest.approx([1.0, 1.0, 1.0], abs=0.1)
+    assert m.thirds_spread is not None and m.thirds_spread <= RULES.max_thirds_spread
+    assert not any(r.startswith("unstable") for r in m.reasons), m.reasons
+
+
+def test_open_loop_server_falling_behind_is_unstable() -> None:
+    m = only(poisson_open_loop(slow_after=21.0), t_end=30.0)  # last third: 4/s served of 8/s offered
+    assert m.thirds_ratio[0] == pytest.approx(1.0, abs=0.1) and m.thirds_ratio[-1] < 0.7
+    (reason,) = [r for r in m.reasons if r.startswith("unstable")]
+    assert "achieved ÷ offered per third" in reason and "fell behind the offered load" in reason
 
 
 def test_rule_littles_law() -> None:
