@@ -72,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--server-arg",
         action="append",
         default=[],
-        help="extra flag for every server (repeat), e.g. --server-arg=--concurrency=2",
+        help="extra server flag (repeat). KIND:FLAG goes to that server kind only, e.g. "
+        "--server-arg=gradio:--concurrency=2 --server-arg=fastapi:--concurrency=2 "
+        "--server-arg=fastapi:--lock-scope=request; a FLAG without a prefix goes to every server, "
+        "e.g. --server-arg=--png-level=6. A server refuses a flag that means nothing for its kind "
+        "(e.g. --concurrency for fastapi-naive): the run then stops as that server starts, with "
+        "the server's message (servers start in --servers order)",
     )
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
 
@@ -134,6 +139,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for name in args.clients or []:
         if name not in CLIENTS:
             parser.error(f"unknown client {name!r}; known: {', '.join(CLIENTS)}")
+    for arg in args.server_arg:
+        prefix, colon, flag = arg.partition(":")
+        if colon and flag.startswith("-") and not prefix.startswith("-") and prefix not in SERVERS:
+            parser.error(f"--server-arg {arg!r}: unknown server kind {prefix!r}; known: {', '.join(SERVERS)}")
     if args.workers < 0:
         parser.error("--workers must be >= 0")
     if args.budget_s is not None:

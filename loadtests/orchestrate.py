@@ -24,7 +24,6 @@ import platform
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -45,7 +44,8 @@ from loadtests.recorder import Recorder, make_row
 from loadtests.scenarios import OpenLoopScenario, Phase, Profile, Scenario, point_seed, poisson_schedule
 from loadtests.serverproc import ServerProcess, ServerStartError, free_port, get_json, start_server
 from loadtests.session import LocustSession, PlainSession
-from reports.metrics import ValidityRules
+from reports.load import point_records, read_table
+from reports.metrics import ValidityRules, point_metrics, rules_from_mapping
 from reports.schema import RUN_FILE, PointRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -206,10 +206,15 @@ class Target:
             self.ledger_rows[str(row["request_id"])] = row
         recorder.save_ledger(self.label, fresh)
 
-    def in_flight(self) -> int:
+    def idle(self) -> bool:
+        """No request in the server: none in flight and none accepted but not yet admitted
+        (``queued``: Gradio's queue, whose ledger row opens only when its function starts;
+        FastAPI's semaphore waiters, also in ``in_flight``). A server without ``queued`` (older,
+        or reached by --target-url) counts as 0 there."""
         if not self.has_ledger:
-            return 0
-        return int(get_json(self.url + "/ledger", timeout_s=30.0).get("in_flight", 0))
+            return True
+        ledger = get_json(self.url + "/ledger", timeout_s=30.0)
+        return int(ledger.get("in_flight") or 0) == 0 and int(ledger.get("queued") or 0) == 0
 
 
 def _post_json(url: str) -> dict[str, Any]:
@@ -342,13 +347,17 @@ class LocustLoad:
 
         def on_phase(index: int | None) -> None:
             now = time.time()
-            if self.phase_starts:
-                self._finish_point(len(self.phase_starts) - 1, now, meter)
+            previous = len(self.phase_starts) - 1
+            # the boundary first: the ledger calls below yield (gevent), and a result arriving
+            # meanwhile is attributed by its t_sent against phase_starts
+            if index is not None:
+                self.phase_starts.append(now)
+            if previous >= 0:
+                self._finish_point(previous, now, meter)
             if index is None:
                 return
             self.target.reset_ledger(self.run.recorder)
             meter.start()
-            self.phase_starts.append(now)
             self.run.progress.event(
                 f"  {self.target.label} / {self.client.name} / {phases[index].scenario} "
                 f"{phases[index].label}: up to {phases[index].target_requests} requests "
@@ -465,6 +474,7 @@ class Run:
             "validity": asdict(ValidityRules()),
             "points": [],
             "skipped": [],
+            "added_scenarios": [],  # run although not chosen (e.g. latency, for open-loop rates)
             "single_stream_rps": {},
             "target_url": options.target_url,
         }
@@ -545,9 +555,12 @@ class Run:
         if "open-loop" not in chosen:
             return [chosen]
         if "latency" not in chosen:
-            self.run_json.data["skipped"].append(
-                {"what": "latency", "why": "added: open-loop rates need every server's single-stream rate"}
+            latency = self.options.profile.scenarios["latency"]
+            self.run_json.data["added_scenarios"].append(
+                {"name": "latency", "why": "open-loop rates need every server's single-stream rate"}
             )
+            self.run_json.data["scenarios"] = {"latency": asdict(latency), **self.run_json.data["scenarios"]}
+            self.run_json.write()
         return [["latency"], [s for s in chosen if s != "latency"]]
 
     def _targets(self) -> list[str]:
@@ -570,12 +583,24 @@ class Run:
         profile = self.options.profile
         # the profile's server flags belong to its model (e.g. --sim-ms): another model refuses them
         profile_args = list(profile.server_args) if self.options.model == profile.model else []
-        args = ["--model", self.options.model, *profile_args, *self.options.server_args]
+        args = [
+            "--model",
+            self.options.model,
+            *profile_args,
+            *server_args_for(label, self.options.server_args),
+        ]
         log_path = self.run_dir / f"server-{label}-{pass_number}.log"
         self.progress.event(f"starting {label}: python -m servers {label} {' '.join(args)}")
-        process = start_server(
-            label, args, log_path=log_path, env={"GRADIO_TEMP_DIR": str(self.run_dir / "gradio-tmp")}
-        )
+        gradio_tmp = self.run_dir / "gradio-tmp"  # the server makes its own directory inside it
+        gradio_tmp.mkdir(exist_ok=True)
+        try:
+            process = start_server(label, args, log_path=log_path, env={"GRADIO_TEMP_DIR": str(gradio_tmp)})
+        except ServerStartError as error:
+            code = "" if error.exit_code is None else f" (exit code {error.exit_code})"
+            self._note_server(label, {"args": args, "log": log_path.name, "exit": f"did not start{code}"})
+            if error.exit_code == 2:  # argparse's exit: the server refused a flag; the run stops here
+                raise ServerStartError(_refusal_message(label, str(error)), 2) from error
+            raise
         target = Target(label, process.url, process, SERVER_FAMILY[label])
         self._note_server(
             label,
@@ -639,7 +664,10 @@ class Run:
         rules = ValidityRules()
         if isinstance(scenario, OpenLoopScenario):
             if not self.single_stream:
-                raise RuntimeError("open-loop needs a single-stream rate: the latency scenario produced none")
+                raise RuntimeError(
+                    "open-loop needs a single-stream rate: the latency scenario left no measured "
+                    "(post-warm-up) request"
+                )
             fastest = max(self.single_stream.values())
             self.run_json.data["open_loop_base_rps"] = fastest
             self._run_open_loop(target, client, session, scenario, scenario.phases(rules, fastest))
@@ -692,12 +720,28 @@ class Run:
         self.share_end = time.time() + left / targets_left
 
     def _note_single_stream(self, target: Target, client: Client) -> None:
-        latencies = _latencies(self.recorder.table_path, target.label, client.name, "latency")
-        if latencies:
-            rate = 1.0 / statistics.median(latencies)
-            self.single_stream[f"{target.label}/{client.name}"] = rate
-            self.run_json.data["single_stream_rps"] = dict(self.single_stream)
-            self.run_json.write()
+        """The single-stream rate of (server, client), which sizes open-loop rates and budgets.
+
+        It is 1 / the median latency (p50) of the latency point's measured rows, the warm-up
+        cut as the reports make it (reports.metrics): the rate one request at a time sustains.
+        Not the point's measured throughput: with the few measured requests of the smoke
+        profile, counting completions inside a window is quantised by the window's edges."""
+        table, _truncated = read_table(self.recorder.table_path)
+        rows = table[
+            (table["server"] == target.label)
+            & (table["client"] == client.name)
+            & (table["scenario"] == "latency")
+        ]
+        points = [
+            p
+            for p in point_records(self.run_json.data)
+            if (p.server, p.client, p.scenario) == (target.label, client.name, "latency")
+        ]
+        for m in point_metrics(rows, points, rules_from_mapping(self.run_json.data.get("validity"))):
+            if m.p50_s:
+                self.single_stream[f"{target.label}/{client.name}"] = 1.0 / m.p50_s
+                self.run_json.data["single_stream_rps"] = dict(self.single_stream)
+                self.run_json.write()
 
     def _run_bursts(self, target: Target, client: Client, session: PlainSession, phases: list[Phase]) -> None:
         for planned in phases:
@@ -801,23 +845,36 @@ class Run:
         deadline = time.time() + self.options.profile.request_timeout_s
         while target.has_ledger and time.time() < deadline:
             target.check_alive()
-            if target.in_flight() == 0:
+            if target.idle():
                 return
             time.sleep(_POLL_S)  # cooperative: gevent patched time.sleep
 
 
-def _latencies(table: Path, server: str, client: str, scenario: str) -> list[float]:
-    import csv
+def split_server_arg(arg: str) -> tuple[str | None, str]:
+    """(kind, flag) of one ``--server-arg``: ``KIND:FLAG`` goes to that server kind only, anything
+    else (kind None) to every server. Only a known kind before the first ':' is a prefix, so a
+    value holding a colon (a path, a URL) passes unchanged."""
+    kind, colon, flag = arg.partition(":")
+    if colon and kind in SERVER_FAMILY:
+        return kind, flag
+    return None, arg
 
-    with open(table, newline="", encoding="utf-8") as source:
-        return [
-            float(row["t_done"]) - float(row["t_sent"])
-            for row in csv.DictReader(source)
-            if row["server"] == server
-            and row["client"] == client
-            and row["scenario"] == scenario
-            and row["ok"] == "True"
-        ]
+
+def server_args_for(kind: str, server_args: list[str]) -> list[str]:
+    """The ``--server-arg`` flags that go to ``kind``, in the order given."""
+    return [flag for prefix, flag in map(split_server_arg, server_args) if prefix in (None, kind)]
+
+
+def _refusal_message(label: str, error: str) -> str:
+    """A server that exited with argparse's code 2 refused its flags: its own error line(s), and
+    how to give a flag to one kind only. The load generator does not import servers/, so the
+    server's own refusal is the check (it comes before the model is built)."""
+    lines = [line.strip() for line in error.splitlines() if ": error:" in line]
+    reason = "; ".join(lines) or error.splitlines()[-1]
+    return (
+        f"{label} refused its flags ({reason}). An unprefixed --server-arg goes to every server; "
+        f"give a flag meant for one kind as --server-arg={label}:FLAG"
+    )
 
 
 def _probe_health(url: str) -> dict[str, Any]:

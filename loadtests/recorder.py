@@ -110,7 +110,9 @@ class Recorder:
                 writer = csv.DictWriter(dst, fieldnames=COLUMNS)
                 writer.writeheader()
                 for record in csv.DictReader(src):
-                    if None in record or len(record) != len(COLUMNS):
+                    # every cell read is a str: DictReader pads a short line's missing cells
+                    # with None values and gathers a long line's surplus under a None key
+                    if None in record or None in record.values():
                         continue  # a line cut short by a crash of an earlier process
                     entry = by_id.get(record["request_id"]) if record["server"] == server else None
                     if entry is not None:

@@ -33,6 +33,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 class ServerStartError(RuntimeError):
     """The server exited or never became healthy; the message carries its last output."""
 
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # None: it did not exit (never ready); 2: it refused its flags
+
 
 @dataclass
 class ServerProcess:
@@ -129,7 +133,9 @@ def start_server(
         if not server.alive:
             tail = server.log_tail()
             server.stop()
-            raise ServerStartError(f"{kind} {server.exit_description()} before it was ready:\n{tail}")
+            raise ServerStartError(
+                f"{kind} {server.exit_description()} before it was ready:\n{tail}", server.popen.poll()
+            )
         try:
             server.health = get_json(server.url + "/healthz", timeout_s=2.0)
             return server

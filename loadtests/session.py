@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -91,6 +91,28 @@ def split_lines(chunks: Iterator[bytes], deadline: float) -> Iterator[bytes]:
         yield pending.rstrip(b"\r")
 
 
+def _read_timeout_to_deadline(response: urllib3.BaseHTTPResponse, deadline: float) -> None:
+    """Cut the socket timeout of the next read to what is left of ``deadline`` (raises once it
+    has passed). The read timeout given with the request is fixed at its start: a stream that
+    sends a heartbeat now and then (Gradio: every 15 s) would otherwise only notice a deadline
+    that passed in between at its next heartbeat."""
+    left = remaining(deadline)
+    sock = getattr(response.connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(left)
+
+
+def _deadline_chunks(response: urllib3.BaseHTTPResponse, deadline: float) -> Iterator[bytes]:
+    """The body's chunks as they arrive, none read past ``deadline``."""
+    chunks = response.stream(8192)
+    while True:
+        _read_timeout_to_deadline(response, deadline)
+        chunk = next(chunks, None)
+        if chunk is None:
+            return
+        yield chunk
+
+
 def absolute(base_url: str, path: str) -> str:
     return path if path.startswith(("http://", "https://")) else base_url + path
 
@@ -143,17 +165,25 @@ class PlainSession:
             )
         except urllib3.exceptions.TimeoutError as error:
             raise DeadlineExceeded(str(error)) from error
+        chunks = _deadline_chunks(response, deadline)
+        read_to_end = False
         try:
-            yield Stream(response.status, split_lines(response.stream(8192), deadline))
+            yield Stream(response.status, split_lines(chunks, deadline))
+            # a normal exit: read what is left (Gradio closes its stream right after the final
+            # event) so that the connection can go back to the pool, never past the deadline
+            with suppress(DeadlineExceeded, urllib3.exceptions.HTTPError, OSError):
+                for _ in chunks:
+                    pass
+                read_to_end = True
         except urllib3.exceptions.TimeoutError as error:
             raise DeadlineExceeded(str(error)) from error
         finally:
-            # read to the end (Gradio closes its stream right after the final event): a
-            # connection returned to the pool with unread chunks would corrupt the next call
-            try:
-                response.drain_conn()
-            finally:
-                response.release_conn()
+            if not read_to_end:
+                # an exception (the deadline above all) or a stream still open: close the
+                # connection unread. Reading on would wait for the end of the stream, which for
+                # Gradio's (heartbeats every 15 s) comes only when the queued event completes.
+                response.close()
+            response.release_conn()
 
     def close(self) -> None:
         self._pool.clear()
@@ -232,6 +262,16 @@ class LocustSession:
             chunks = response.iter_content(chunk_size=8192, decode_content=False)
             try:
                 yield Stream(response.status_code, split_lines(chunks, deadline))
-            finally:
-                for _ in chunks:  # read to the end, as PlainSession does
+            except BaseException:
+                # close the connection unread (an unfinished response closes its socket on
+                # release): reading on would wait for the stream's end, which for Gradio's comes
+                # when its queued event completes (here: up to the deadline, still pending)
+                response.release()
+                raise
+            # a normal exit: read to the end, as PlainSession does, never past the deadline
+            # (still inside its timeout); the result is in hand, so a failure here is not one
+            try:
+                for _ in chunks:
                     pass
+            except Exception:
+                response.release()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,110 @@ def test_one_locust_event_per_logical_request(
     ledger_ids = {row["request_id"] for row in get_json(server.url + "/ledger")["requests"]}
     # graceful stop: every logical request finished, each is one event and one server call
     assert set(event_ids) == ledger_ids
+
+
+# --- a stream that never completes: the call returns at its deadline, its connection closed
+
+
+class _EndlessStream(BaseHTTPRequestHandler):
+    """Gradio's /call protocol, but the event never completes: the SSE stream only sends a
+    heartbeat every ``heartbeat_s`` (Gradio: 15 s) until ``hold_s`` has passed."""
+
+    protocol_version = "HTTP/1.1"
+    heartbeat_s = 0.25
+    hold_s = 10.0
+    disconnected = threading.Event()  # set when a write to the stream failed (client gone)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"event_id": "never"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        end = time.time() + self.hold_s
+        try:
+            while time.time() < end:
+                self._chunk(b"event: heartbeat\ndata: null\n\n")
+                time.sleep(min(self.heartbeat_s, max(end - time.time(), 0)))
+            self._chunk(b"")  # the stream ends without a complete event
+        except OSError:
+            type(self).disconnected.set()
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+# Locust monkey-patches the interpreter: its session is tried in a child process.
+_LOCUST_CALL = """
+import locust, json, sys, time
+from loadtests.clients import make_client
+from loadtests.session import LocustSession
+url, timeout_s = sys.argv[1], float(sys.argv[2])
+deadline = time.time() + timeout_s
+result = make_client("gradio-b64", b"image").call(LocustSession(url), "r1", deadline)
+print(json.dumps({"deadline": deadline, "t_done": result.t_done, "error": result.error}))
+"""
+
+
+@pytest.mark.parametrize("heartbeat_s", [0.25, 30.0], ids=["heartbeats", "silent"])
+@pytest.mark.parametrize("session_kind", ["urllib3", "locust-fasthttp"])
+def test_unfinished_stream_returns_its_timeout_at_the_deadline(heartbeat_s: float, session_kind: str) -> None:
+    handler = type(
+        "Handler", (_EndlessStream,), {"heartbeat_s": heartbeat_s, "disconnected": threading.Event()}
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        if session_kind == "urllib3":
+            deadline = time.time() + 1.0
+            result = make_client("gradio-b64", b"image").call(PlainSession(url), "r1", deadline)
+            outcome = {"deadline": deadline, "t_done": result.t_done, "error": result.error}
+        else:
+            done = subprocess.run(
+                [sys.executable, "-c", _LOCUST_CALL, url, "1.0"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            outcome = json.loads(done.stdout.strip().splitlines()[-1])
+        # the stream ends after hold_s (10 s): a session that reads on would return only then
+        assert outcome["error"].startswith("timeout"), outcome
+        assert outcome["t_done"] - outcome["deadline"] < 1.0, outcome
+        if heartbeat_s < 1.0:
+            # the connection was closed: the server's next heartbeat write failed
+            assert handler.disconnected.wait(3.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_b64_png_size_without_decoding_the_image() -> None:
+    import base64
+    import os
+
+    from loadtests.clients.base import PNG_SIGNATURE, CallError, decode_b64_png
+
+    for size in range(8, 40):
+        data = PNG_SIGNATURE + os.urandom(size - 8)
+        text = base64.b64encode(data).decode()
+        assert decode_b64_png(text, "x", 200) == size
+        assert decode_b64_png("data:image/png;base64," + text, "x", 200) == size
+    not_png = base64.b64encode(b"GIF89a" + bytes(20)).decode()
+    for bad in (None, "", "iVBORw0", "!" * 16, not_png, base64.b64encode(PNG_SIGNATURE).decode() + "A"):
+        with pytest.raises(CallError, match="bad result"):
+            decode_b64_png(bad, "x", 200)
