@@ -383,23 +383,9 @@ class LocustLoad:
 
     def _finish_point(self, index: int, t_end: float, meter: CpuMeter) -> None:
         phase = self.phases[index]
-        ledger = self.target.pull_ledger(self.run.recorder)
-        self.run.add_point(
-            PointRecord(
-                server=self.target.label,
-                client=self.client.name,
-                scenario=phase.scenario,
-                load_point=phase.label,
-                users=phase.users,
-                rate=phase.rate,
-                t_start=self.phase_starts[index],
-                t_end=t_end,
-                t_drain_end=None,
-                load_cpu_percent=meter.stop(),
-                peak_gpu_bytes=ledger.get("peak_gpu_bytes"),
-                dropped=int(ledger.get("dropped") or 0),
-                note=f"{self.completed[index]} requests completed (target {phase.target_requests})",
-            )
+        note = f"{self.completed[index]} requests completed (target {phase.target_requests})"
+        self.run.record_point(
+            self.target, self.client, phase, self.phase_starts[index], t_end, None, meter, note
         )
 
     def close(self) -> None:
@@ -765,7 +751,7 @@ class Run:
                 self.progress.live(
                     f"{target.label} / {client.name} / {phase.label}: {done}/{phase.target_requests}"
                 )
-            self._point(target, client, phase, t_start, time.time(), None, meter, f"{done} requests")
+            self.record_point(target, client, phase, t_start, time.time(), None, meter, f"{done} requests")
 
     def _run_open_loop(
         self,
@@ -791,7 +777,7 @@ class Run:
             summary = driver.run([t_start + offset for offset in offsets], drain_end)
             self.active_driver = None
             target.check_alive()
-            self._point(
+            self.record_point(
                 target,
                 client,
                 phase,
@@ -810,7 +796,7 @@ class Run:
         self.active_driver = OpenLoopDriver(client, session, sink)
         return self.active_driver
 
-    def _point(
+    def record_point(
         self,
         target: Target,
         client: Client,
