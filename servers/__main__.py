@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(torch_threads)
 
     backend = build_backend(model, options)
-    limits = imaging.ImageLimits(max_bytes=int(args.max_mb * 1024 * 1024), max_side=args.max_side)
+    limits = imaging.ImageLimits(max_bytes=int(args.max_mb * 1_000_000), max_side=args.max_side)
     segmenter = Segmenter(backend, args.output, args.png_level, limits)
     segmenter.segment(imaging.sample_png())  # the first call pays for lazy init; no request should
     ledger = Ledger(backend.peak_memory_bytes, backend.reset_peak_memory)

@@ -25,7 +25,13 @@ from servers.core import imaging
 from servers.core.imaging import ImageError
 from servers.core.ledger import LedgerRow
 from servers.core.segmenter import Service
-from servers.http_common import REQUEST_ID_HEADER, HealthState, RequestIdMiddleware, add_common_routes
+from servers.http_common import (
+    REQUEST_ID_HEADER,
+    ArrivalStamps,
+    HealthState,
+    RequestIdMiddleware,
+    add_common_routes,
+)
 
 RAW_TYPES = ("image/", "application/octet-stream")
 RETRY_AFTER_S = 1
@@ -89,7 +95,8 @@ def create_app(
         yield
 
     app = FastAPI(title="BiRefNet segmentation (FastAPI)", lifespan=lifespan)
-    app.add_middleware(RequestIdMiddleware)
+    stamps = ArrivalStamps()
+    app.add_middleware(RequestIdMiddleware, stamps=stamps, stamp_paths=("/segment",))
     admission = NoAdmission() if concurrency is None else Admission(concurrency, max_queue)
     add_common_routes(app, service.ledger, health, queued=lambda: admission.waiting)
 
@@ -98,8 +105,16 @@ def create_app(
         # and encode work for a slot in the shared worker pool would idle the GPU under overload
         return await to_thread.run_sync(partial(fn, *args), limiter=app.state.gpu_threads)
 
-    async def segment(request_id: str, endpoint: str, read: Callable[[], bytes]) -> bytes:
-        row = service.ledger.open(request_id, endpoint)
+    async def segment(
+        request: Request,
+        endpoint: str,
+        read: Callable[[], bytes],
+        deliver: Callable[[bytes], bytes] | None = None,
+    ) -> bytes:
+        """Call once the body has been read: the middleware stamped t_recv at its last byte.
+        ``deliver`` renders the answer (base64 JSON) inside the ledger span, as Gradio's does."""
+        request_id = request.headers[REQUEST_ID_HEADER]
+        row = service.ledger.open(request_id, endpoint, stamps.pop(request_id))
         status = 500
         try:
             if lock_scope == "request":
@@ -110,8 +125,9 @@ def create_app(
                 async with admission.slot(row):
                     mask = await run_gpu(service.gpu, row, prepared)
                 png = await run_in_threadpool(service.post, row, prepared, mask)
+            answer = png if deliver is None else await run_in_threadpool(deliver, png)
             status = 200
-            return png
+            return answer
         except ImageError as exc:
             status = exc.status
             raise
@@ -138,25 +154,41 @@ def create_app(
         """Raw image bytes as the body (or multipart field ``image``) -> PNG."""
         refuse_oversized_body(request, service.segmenter.limits.max_bytes)
         data = await read_image_body(request)
-        png = await segment(request.headers[REQUEST_ID_HEADER], "/segment", lambda: data)
+        png = await segment(request, "/segment", lambda: data)
         return Response(png, media_type="image/png")
 
-    @app.post("/segment_b64")
-    async def segment_b64(request: Request) -> JSONResponse:
+    @app.post("/segment_b64", response_class=Response, responses={200: {"content": {"application/json": {}}}})
+    async def segment_b64(request: Request) -> Response:
         """``{"image": "<base64 or data: URL>"}`` -> ``{"image": "<base64 PNG>", "request_id": ...}``."""
         refuse_oversized_body(request, service.segmenter.limits.max_bytes * 4 // 3)
-        try:
-            payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ImageError('body is not JSON: send {"image": "<base64 image>"}') from None
-        if not isinstance(payload, dict) or "image" not in payload:
-            raise ImageError('JSON body needs an "image" field: {"image": "<base64 image>"}')
-        encoded = payload["image"]
+        body = await request.body()
+        # parsing and rendering megabytes of JSON are CPU work: worker threads, not the event loop
+        encoded = await run_in_threadpool(image_field, body)
         request_id = request.headers[REQUEST_ID_HEADER]
-        png = await segment(request_id, "/segment_b64", lambda: imaging.decode_base64(encoded))
-        return JSONResponse({"image": imaging.encode_base64(png), "request_id": request_id})
+        answer = await segment(
+            request,
+            "/segment_b64",
+            lambda: imaging.decode_base64(encoded),
+            lambda png: render_b64_answer(png, request_id),
+        )
+        return Response(answer, media_type="application/json")
 
     return app
+
+
+def image_field(body: bytes) -> object:
+    """The ``image`` field of a JSON body, or :class:`ImageError` saying what to send."""
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ImageError('body is not JSON: send {"image": "<base64 image>"}') from None
+    if not isinstance(payload, dict) or "image" not in payload:
+        raise ImageError('JSON body needs an "image" field: {"image": "<base64 image>"}')
+    return payload["image"]
+
+
+def render_b64_answer(png: bytes, request_id: str) -> bytes:
+    return json.dumps({"image": imaging.encode_base64(png), "request_id": request_id}).encode()
 
 
 def refuse_oversized_body(request: Request, image_limit: int) -> None:

@@ -21,10 +21,11 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from servers.core import imaging
 from servers.core.imaging import ImageError
+from servers.core.ledger import new_request_id
 from servers.core.segmenter import Service
 from servers.http_common import (
     REQUEST_ID_HEADER,
@@ -34,9 +35,10 @@ from servers.http_common import (
     add_common_routes,
 )
 
+T = TypeVar("T")
 CONCURRENCY_ID = "gpu"
 # Server mode never deletes uploads or results: files older than this are removed (results must
-# be downloaded within it), at most once per PRUNE_EVERY_S, so a long run cannot fill the disk
+# be downloaded within it), checked every PRUNE_EVERY_S, so a long run cannot fill the disk
 KEEP_FILES_S = 600.0
 PRUNE_EVERY_S = 10.0
 CALL_PREFIXES = ("/gradio_api/call/", "/gradio_api/queue/join")
@@ -59,28 +61,18 @@ def inside(path: Path, folder: Path) -> bool:
     return True
 
 
-class TempPruner:
-    """Deletes files under ``folder`` older than ``keep_s``, checking at most every ``every_s``."""
+def prune_older_than(folder: Path, keep_s: float) -> None:
+    now = time.time()
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):  # a file can vanish or be served meanwhile
+            if path.is_file() and now - path.stat().st_mtime > keep_s:
+                path.unlink()
 
-    def __init__(self, folder: Path, keep_s: float = KEEP_FILES_S, every_s: float = PRUNE_EVERY_S) -> None:
-        self.folder = folder
-        self.keep_s = keep_s
-        self.every_s = every_s
-        self._last = 0.0
-        self._lock = threading.Lock()
 
-    def maybe_prune(self) -> None:
-        now = time.time()
-        if now - self._last < self.every_s or not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._last = now
-            for path in self.folder.rglob("*"):
-                with contextlib.suppress(OSError):
-                    if path.is_file() and now - path.stat().st_mtime > self.keep_s:
-                        path.unlink()
-        finally:
-            self._lock.release()
+def prune_until(stop: threading.Event, folder: Path, keep_s: float = KEEP_FILES_S) -> None:
+    """Runs in a daemon thread: never inside a queued call, whose slot it would hold."""
+    while not stop.wait(PRUNE_EVERY_S):
+        prune_older_than(folder, keep_s)
 
 
 def serve(
@@ -97,7 +89,7 @@ def serve(
     import gradio as gr
 
     stamps = ArrivalStamps()
-    pruner = TempPruner(temp_dir)
+    stop_pruning = threading.Event()
     outputs_dir = temp_dir / "outputs"
     outputs_dir.mkdir(parents=True, exist_ok=True)
     app = gr.Server(title="BiRefNet segmentation (gradio.Server)")
@@ -106,7 +98,11 @@ def serve(
     # answer only after launch, when the queue exists
     add_common_routes(app, service.ledger, health, queued=lambda: len(app.get_blocks()._queue))
 
-    def run_core(endpoint: str, request: gr.Request, read_input: Callable[[], bytes]) -> bytes:
+    def run_core(
+        endpoint: str, request: gr.Request, read_input: Callable[[], bytes], deliver: Callable[[bytes], T]
+    ) -> T:
+        """The whole queued call; ``deliver`` (base64 text or a result file) runs inside the
+        ledger span, after post, as the FastAPI adapter's answer rendering does."""
         request_id = request.headers.get(REQUEST_ID_HEADER) or ""
         t_admit = time.time()
         t_recv = stamps.pop(request_id)
@@ -114,14 +110,20 @@ def serve(
         row.t_admit = t_admit
         status = 500
         try:
-            png = service.run(row, read_input)
+            answer = deliver(service.run(row, read_input))
             status = 200
-            return png
+            return answer
         except ImageError as exc:
             status = exc.status
             raise gr.Error(str(exc)) from None
         finally:
             service.ledger.close(row, status)
+
+    def write_result(png: bytes) -> dict:
+        # named by the server, never by the client: a request id is client text
+        out_path = outputs_dir / f"{new_request_id()}.png"
+        out_path.write_bytes(png)
+        return {"path": str(out_path), "meta": FILEDATA_META}
 
     def read_upload(file: Any) -> bytes:
         if not isinstance(file, dict) or not isinstance(file.get("path"), str):
@@ -146,19 +148,16 @@ def serve(
     @app.api(name="segment", concurrency_limit=concurrency, concurrency_id=CONCURRENCY_ID)
     def segment(image: dict, request: gr.Request) -> dict:
         """Segment an uploaded image (FileData) -> the PNG result as FileData."""
-        png = run_core("segment", request, lambda: read_upload(image))
-        out_path = outputs_dir / f"{request.headers.get(REQUEST_ID_HEADER) or time.time_ns()}.png"
-        out_path.write_bytes(png)
-        pruner.maybe_prune()
-        return {"path": str(out_path), "meta": FILEDATA_META}
+        return run_core("segment", request, lambda: read_upload(image), write_result)
 
     @app.api(name="segment_b64", concurrency_limit=concurrency, concurrency_id=CONCURRENCY_ID)
     def segment_b64(image: str, request: gr.Request) -> str:
         """Segment a base64 image (a data: URL prefix is allowed) -> base64 PNG."""
-        return imaging.encode_base64(run_core("segment_b64", request, lambda: imaging.decode_base64(image)))
+        return run_core("segment_b64", request, lambda: imaging.decode_base64(image), imaging.encode_base64)
 
     # SIGTERM (how the harness stops servers) must unwind through `finally` to clean the temp dir
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    threading.Thread(target=prune_until, args=(stop_pruning, temp_dir), daemon=True).start()
     try:
         app.launch(
             server_name=host,
@@ -176,6 +175,7 @@ def serve(
         health.ready = True
         blocks.block_thread()
     finally:
+        stop_pruning.set()
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -35,7 +35,8 @@ class HealthState:
 
 
 class ArrivalStamps:
-    """t_recv of requests whose handler runs later (Gradio's queue), keyed by request id.
+    """t_recv of requests, keyed by request id, taken by the middleware and claimed by the handler
+    (for Gradio, the queued function that runs later).
 
     Bounded: a call that never reaches its handler (rejected, cancelled) must not grow it.
     """
@@ -57,7 +58,8 @@ class RequestIdMiddleware:
     """Gives every HTTP request an ``X-Request-ID`` (the client's, or a new one) and echoes it.
 
     For paths in ``stamp_paths`` (prefixes) it also records t_recv — the moment the app has
-    read the whole body, so uploads stay outside the measured span, as in the FastAPI handlers.
+    read the whole body — so both adapters start the measured span at the same point: uploads
+    stay outside it, parsing the request inside.
     """
 
     def __init__(self, app: ASGIApp, stamps: ArrivalStamps | None = None, stamp_paths: tuple[str, ...] = ()):
@@ -69,25 +71,26 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        header = REQUEST_ID_HEADER.encode()
         headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
-        request_id = next((v.decode("latin-1") for k, v in headers if k == REQUEST_ID_HEADER.encode()), "")
-        if not request_id:
+        request_id = next((v.decode("latin-1").strip() for k, v in headers if k == header), "")
+        if not request_id:  # absent or empty: a new id, and the only one the app will see
             request_id = new_request_id()
-            headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+            headers = [(k, v) for k, v in headers if k != header] + [(header, request_id.encode())]
             scope = {**scope, "headers": headers}
-        if (
+        stamping = (
             self.stamps is not None
             and scope["method"] == "POST"
             and scope["path"].startswith(self.stamp_paths)
-        ):
+        )
+        if stamping:
             receive = self._stamping_receive(receive, request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {
-                    **message,
-                    "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())],
-                }
+                if stamping and message["status"] >= 400 and self.stamps is not None:
+                    self.stamps.pop(request_id)  # rejected before any handler could take it
+                message = {**message, "headers": [*message.get("headers", []), (header, request_id.encode())]}
             await send(message)
 
         await self.app(scope, receive, send_with_id)

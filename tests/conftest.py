@@ -13,8 +13,8 @@ import pytest
 from loadtests.serverproc import ServerProcess, start_server
 
 # nothing in the tests may reach the network: transformers and the hub stay offline
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 StartServer = Callable[..., ServerProcess]
 

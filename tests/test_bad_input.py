@@ -35,20 +35,30 @@ BAD_IMAGES = [
 def assert_still_serving(base: str, ok_call) -> None:  # type: ignore[no-untyped-def]
     ok_call()
     ledger = httpx.get(f"{base}/ledger").json()
-    assert (ledger["in_flight"], ledger["in_gpu"]) == (0, 0)
+    assert (ledger["in_flight"], ledger["in_gpu"], ledger["queued"]) == (0, 0, 0)
 
 
-@pytest.mark.parametrize("kind", ["fastapi", "fastapi-naive"])
-def test_fastapi_rejects_bad_input_with_4xx(server_factory: StartServer, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "extra"),
+    [("fastapi", ()), ("fastapi", ("--lock-scope", "request")), ("fastapi-naive", ())],
+    ids=["fastapi-gpu-lock", "fastapi-request-lock", "fastapi-naive"],
+)
+def test_fastapi_rejects_bad_input_with_4xx(
+    server_factory: StartServer, kind: str, extra: tuple[str, ...]
+) -> None:
+    # with the request lock, decoding runs inside the semaphore: a failure there must release it
     server = server_factory(
-        kind, "--model", "sim", "--sim-ms", "5", "--max-side", str(MAX_SIDE), "--max-mb", "1"
+        kind, "--model", "sim", "--sim-ms", "5", "--max-side", str(MAX_SIDE), "--max-mb", "1", *extra
     )
     url = server.url
     for name, body, phrase in BAD_IMAGES:
         raw = httpx.post(f"{url}/segment", content=body, headers={"Content-Type": "image/png"})
         assert 400 <= raw.status_code < 500 and phrase in raw.json()["detail"], (name, raw.text)
         b64 = httpx.post(f"{url}/segment_b64", json={"image": base64.b64encode(body).decode()})
-        assert 400 <= b64.status_code < 500, (name, b64.text)
+        if body:  # empty base64 is refused as such, before any image decoding
+            assert 400 <= b64.status_code < 500 and phrase in b64.json()["detail"], (name, b64.text)
+        else:
+            assert b64.status_code == 400 and "non-empty base64" in b64.json()["detail"], b64.text
     cases = [
         (
             httpx.post(f"{url}/segment", content=PHOTO, headers={"Content-Type": "text/plain"}),
@@ -94,7 +104,7 @@ def test_gradio_reports_bad_input_through_its_protocol(server_factory: StartServ
         assert result.event == "error" and phrase in result.data["error"], result
     # a path with "meta" goes through Gradio's own upload-folder check
     result = gradio_http.call(url, "segment", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}})
-    assert result.event == "error"
+    assert result.event == "error" and "not uploaded by a user" in result.data["error"], result
     malformed = httpx.post(f"{url}/gradio_api/call/segment_b64", content=b"{not json")
     assert malformed.status_code == 422
     assert_still_serving(url, lambda: gradio_http.segment_file(url, PHOTO))

@@ -124,8 +124,8 @@ def test_ledger_counts_depth_and_drops() -> None:
     assert ledger.snapshot()["requests"] == [] and ledger.dropped == 0
 
 
-def test_auto_without_cuda_chooses_u2netp() -> None:
-    assert not torch.cuda.is_available()
+def test_auto_without_cuda_chooses_u2netp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     model, why = choose_model(ModelOptions())
     assert model == "u2netp" and "no CUDA" in why
 
@@ -226,11 +226,27 @@ def test_birefnet_without_weights_names_the_fixes(tmp_path: Path) -> None:
 def test_auto_never_asks_for_weights_and_random_weights_together(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # CUDA is pretended: the rule, not the device, is under test
+    # CUDA is pretended: the rule, not the device, is under test; the hub cache is an empty folder
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     checkpoint = tmp_path / "model.safetensors"
     checkpoint.write_bytes(b"")
     model, why = choose_model(ModelOptions(weights=str(checkpoint)))
     assert model == "birefnet_native" and "no config.json" in why
     model, why = choose_model(ModelOptions())
     assert model == "birefnet_native" and "random weights" in why
+
+
+@pytest.mark.gpu
+def test_birefnet_native_runs_fp16_on_cuda() -> None:
+    from servers.core.backends.birefnet_native import BiRefNetNativeBackend
+
+    backend = BiRefNetNativeBackend(
+        weights=None, random_weights=True, variant="lite", resolution=256, device="cuda"
+    )
+    assert backend.info.dtype == "float16" and backend.info.device.startswith("cuda")
+    batch = np.random.default_rng(0).standard_normal((2, 3, 256, 256)).astype(np.float32)
+    pair = backend.infer(batch)
+    singles = np.concatenate([backend.infer(batch[:1]), backend.infer(batch[1:])])
+    assert pair.shape == (2, 256, 256) and np.abs(pair - singles).max() < 1e-2
+    assert backend.peak_memory_bytes() > 0

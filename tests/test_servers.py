@@ -7,6 +7,7 @@ import itertools
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -93,6 +94,23 @@ def test_request_id_is_echoed_and_generated(server_factory: StartServer) -> None
     assert ids == ["mine-1", generated]
 
 
+def test_empty_request_id_gets_a_generated_one(server_factory: StartServer) -> None:
+    server = server_factory("fastapi", "--model", "sim", "--sim-ms", "0")
+    echoed = fastapi_raw(server.url, PHOTO, **{"X-Request-ID": ""}).headers["x-request-id"]
+    assert echoed and [row["request_id"] for row in ledger_rows(server.url)] == [echoed]
+
+
+def test_gradio_names_result_files_itself(server_factory: StartServer, tmp_path: Path) -> None:
+    server = server_factory("gradio", "--model", "sim", "--sim-ms", "0")
+    path = gradio_http.upload(server.url, PHOTO)
+    hostile = "../../../../" + str(tmp_path / "escaped").lstrip("/")
+    result = gradio_http.call(
+        server.url, "segment", {"path": path, "meta": {"_type": "gradio.FileData"}}, hostile
+    )
+    assert result.event == "complete", result.data
+    assert "/outputs/" in result.data[0]["path"] and not (tmp_path / "escaped.png").exists()
+
+
 def burst(requests: list) -> list:
     """Release all calls together (a barrier), as the collision scenario does."""
     barrier = threading.Barrier(len(requests))
@@ -163,6 +181,12 @@ def test_gradio_max_queue_answers_503(server_factory: StartServer) -> None:
         ]
     )
     assert 503 in statuses and 200 in statuses
+    # the accepted calls drain (nobody reads their results: Gradio runs them all the same)
+    deadline = time.monotonic() + 60
+    while (ledger := httpx.get(f"{server.url}/ledger").json())["queued"] or ledger["in_flight"]:
+        assert time.monotonic() < deadline, ledger
+        time.sleep(0.1)
+    assert gradio_http.call(server.url, "segment_b64", b64).event == "complete"
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ class ImageError(ValueError):
 
 @dataclass(frozen=True)
 class ImageLimits:
-    max_bytes: int = 25 * 1024 * 1024
+    max_bytes: int = 25_000_000  # MB are 10^6 bytes here, as in every message
     max_side: int = 4096  # width and height, each
 
 
