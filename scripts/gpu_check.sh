@@ -16,9 +16,9 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
-if ! "$python" -c "import gradio, fastapi, uvicorn, locust" 2>/dev/null; then
-  [ -d .whl ] || { echo "gradio/fastapi/uvicorn/locust missing and no .whl/ bundle: run" \
-    "../shared/tools/device-wheels gradio==6.31.0 fastapi uvicorn locust ... first" >&2; exit 2; }
+if ! "$python" -c "import gradio, fastapi, uvicorn, locust, psutil, multipart, urllib3" 2>/dev/null; then
+  [ -d .whl ] || { echo "gradio/fastapi/uvicorn/locust/psutil/python-multipart missing and no .whl/ bundle: run" \
+    "../shared/tools/device-wheels 'gradio[mcp]==6.31.0' fastapi uvicorn uvloop httptools python-multipart locust psutil first" >&2; exit 2; }
   "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .site .whl/*.whl
   export PYTHONPATH=$PWD/.site
 fi
