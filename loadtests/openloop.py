@@ -7,7 +7,7 @@ a later send; latency then counts from ``t_scheduled`` and the send lag (``t_sen
 t_scheduled``) is recorded to prove the schedule was kept.
 
 Requests still open when the drain ends are recorded as timeouts with ``t_done`` = drain
-end (DESIGN §5), never dropped. Bursts (the collisions scenario) are the same mechanism with
+end (docs/design.md §5), never dropped. Bursts (the collisions scenario) are the same mechanism with
 K identical scheduled times. Runs on the plain session, in or outside a gevent process.
 """
 

@@ -46,7 +46,7 @@ from loadtests.serverproc import ServerProcess, ServerStartError, free_port, get
 from loadtests.session import LocustSession, PlainSession
 from reports.load import point_records, read_table
 from reports.metrics import ValidityRules, point_metrics, rules_from_mapping
-from reports.schema import RUN_FILE, PointRecord
+from reports.schema import RUN_FILE, PointRecord, ScenarioName
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -538,16 +538,22 @@ class Run:
 
     def _passes(self) -> list[list[str]]:
         chosen = [s for s in self.options.scenarios if s in self.options.profile.scenarios]
-        if "open-loop" not in chosen:
+        if ScenarioName.OPEN_LOOP not in chosen:
             return [chosen]
-        if "latency" not in chosen:
-            latency = self.options.profile.scenarios["latency"]
+        if ScenarioName.LATENCY not in chosen:
+            latency = self.options.profile.scenarios[ScenarioName.LATENCY]
             self.run_json.data["added_scenarios"].append(
-                {"name": "latency", "why": "open-loop rates need every server's single-stream rate"}
+                {
+                    "name": ScenarioName.LATENCY,
+                    "why": "open-loop rates need every server's single-stream rate",
+                }
             )
-            self.run_json.data["scenarios"] = {"latency": asdict(latency), **self.run_json.data["scenarios"]}
+            self.run_json.data["scenarios"] = {
+                ScenarioName.LATENCY: asdict(latency),
+                **self.run_json.data["scenarios"],
+            }
             self.run_json.write()
-        return [["latency"], [s for s in chosen if s != "latency"]]
+        return [[ScenarioName.LATENCY], [s for s in chosen if s != ScenarioName.LATENCY]]
 
     def _targets(self) -> list[str]:
         return [TARGET] if self.options.target_url else list(self.options.servers)
@@ -657,7 +663,7 @@ class Run:
             fastest = max(self.single_stream.values())
             self.run_json.data["open_loop_base_rps"] = fastest
             self._run_open_loop(target, client, session, scenario, scenario.phases(rules, fastest))
-        elif scenario.name == "collisions":
+        elif scenario.name == ScenarioName.COLLISIONS:
             self._run_bursts(target, client, session, scenario.phases(rules))
         else:
             phases = [
@@ -670,7 +676,7 @@ class Run:
                 load.run_phases(phases)
             finally:
                 load.close()
-            if scenario.name == "latency":
+            if scenario.name == ScenarioName.LATENCY:
                 self._note_single_stream(target, client)
         self._wait_idle(target)
 
@@ -716,12 +722,12 @@ class Run:
         rows = table[
             (table["server"] == target.label)
             & (table["client"] == client.name)
-            & (table["scenario"] == "latency")
+            & (table["scenario"] == ScenarioName.LATENCY)
         ]
         points = [
             p
             for p in point_records(self.run_json.data)
-            if (p.server, p.client, p.scenario) == (target.label, client.name, "latency")
+            if (p.server, p.client, p.scenario) == (target.label, client.name, ScenarioName.LATENCY)
         ]
         for m in point_metrics(rows, points, rules_from_mapping(self.run_json.data.get("validity"))):
             if m.p50_s:

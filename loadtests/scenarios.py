@@ -7,7 +7,7 @@ A scenario turns into *phases*: closed-loop phases (Locust users, run by the
 Sizing is by sample count, not by time: a point ends once it holds the requests its
 percentiles need under :class:`reports.metrics.ValidityRules` (warm-up cut included), or
 when its time box runs out. The open-loop rates are fractions of the fastest server's
-single-stream rate, measured by the ``latency`` scenario of the same run (DESIGN §5).
+single-stream rate, measured by the ``latency`` scenario of the same run (docs/design.md §5).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reports.metrics import ValidityRules
+from reports.schema import ScenarioName
 
-SCENARIOS: tuple[str, ...] = ("latency", "collisions", "throughput", "open-loop", "spike")
+SCENARIOS: tuple[str, ...] = tuple(ScenarioName)
 DATA_DIR = Path(__file__).parent / "data"
 SMALL_IMAGE = DATA_DIR / "scene-256.jpg"
 LARGE_IMAGE = DATA_DIR / "scene-1080p.jpg"
@@ -53,7 +54,7 @@ class Phase:
 class LatencyScenario:
     """One user, back to back: the single-stream baseline every other point is compared with."""
 
-    name: str = "latency"
+    name: str = ScenarioName.LATENCY
     percentile: Percentile = "p90"
     max_s: float = 60.0
 
@@ -65,7 +66,7 @@ class LatencyScenario:
 class CollisionsScenario:
     """Bursts of K requests released together, each after the previous one has drained."""
 
-    name: str = "collisions"
+    name: str = ScenarioName.COLLISIONS
     burst_sizes: tuple[int, ...] = (2, 4, 8, 16)
     percentile: Percentile = "p90"
     max_s: float = 60.0
@@ -89,7 +90,7 @@ class CollisionsScenario:
 class ThroughputScenario:
     """Closed-loop step sweep over users; each step's warm-up is cut by the reports."""
 
-    name: str = "throughput"
+    name: str = ScenarioName.THROUGHPUT
     users: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     percentile: Percentile = "p90"
     max_s: float = 60.0
@@ -113,7 +114,7 @@ class ThroughputScenario:
 class SpikeScenario:
     """base users -> factor x saturating users -> base users, each phase its own point."""
 
-    name: str = "spike"
+    name: str = ScenarioName.SPIKE
     base_users: int = 1
     saturating_users: int = 4
     factor: int = 4
@@ -131,9 +132,9 @@ class SpikeScenario:
 
 @dataclass(frozen=True)
 class OpenLoopScenario:
-    """Seeded Poisson arrivals at fractions of the fastest single-stream rate (DESIGN §5)."""
+    """Seeded Poisson arrivals at fractions of the fastest single-stream rate (docs/design.md §5)."""
 
-    name: str = "open-loop"
+    name: str = ScenarioName.OPEN_LOOP
     fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
     percentile: Percentile = "p90"
     max_s: float = 60.0  # the window; the drain after it is drain_factor x the window
@@ -209,11 +210,11 @@ PROFILES: dict[str, Profile] = {
         server_args=("--sim-ms", "20"),
         request_timeout_s=20.0,
         scenarios={
-            "latency": LatencyScenario(percentile="p50", max_s=3.0),
-            "collisions": CollisionsScenario(burst_sizes=(2, 4), percentile="p50", max_s=3.0),
-            "throughput": ThroughputScenario(users=(1, 4), percentile="p50", max_s=2.0),
-            "open-loop": OpenLoopScenario(fractions=(0.5, 1.0), percentile="p50", max_s=1.5),
-            "spike": SpikeScenario(saturating_users=1, factor=4, percentile="p50", max_s=1.5),
+            ScenarioName.LATENCY: LatencyScenario(percentile="p50", max_s=3.0),
+            ScenarioName.COLLISIONS: CollisionsScenario(burst_sizes=(2, 4), percentile="p50", max_s=3.0),
+            ScenarioName.THROUGHPUT: ThroughputScenario(users=(1, 4), percentile="p50", max_s=2.0),
+            ScenarioName.OPEN_LOOP: OpenLoopScenario(fractions=(0.5, 1.0), percentile="p50", max_s=1.5),
+            ScenarioName.SPIKE: SpikeScenario(saturating_users=1, factor=4, percentile="p50", max_s=1.5),
         },
     ),
     "quick": Profile(
@@ -229,13 +230,13 @@ PROFILES: dict[str, Profile] = {
         image=SMALL_IMAGE,
         request_timeout_s=60.0,
         budget_s=300.0,
-        default_scenarios=("latency", "throughput", "collisions"),
+        default_scenarios=(ScenarioName.LATENCY, ScenarioName.THROUGHPUT, ScenarioName.COLLISIONS),
         scenarios={
-            "latency": LatencyScenario(percentile="p90", max_s=90.0),
-            "throughput": ThroughputScenario(users=(2,), requests=30, max_s=60.0),
-            "collisions": CollisionsScenario(burst_sizes=(2,), requests=16, max_s=60.0),
-            "open-loop": OpenLoopScenario(fractions=(0.5, 1.0), percentile="p90", max_s=60.0),
-            "spike": SpikeScenario(saturating_users=2, percentile="p50", max_s=20.0),
+            ScenarioName.LATENCY: LatencyScenario(percentile="p90", max_s=90.0),
+            ScenarioName.THROUGHPUT: ThroughputScenario(users=(2,), requests=30, max_s=60.0),
+            ScenarioName.COLLISIONS: CollisionsScenario(burst_sizes=(2,), requests=16, max_s=60.0),
+            ScenarioName.OPEN_LOOP: OpenLoopScenario(fractions=(0.5, 1.0), percentile="p90", max_s=60.0),
+            ScenarioName.SPIKE: SpikeScenario(saturating_users=2, percentile="p50", max_s=20.0),
         },
     ),
     "full": Profile(
@@ -245,11 +246,11 @@ PROFILES: dict[str, Profile] = {
         image=LARGE_IMAGE,
         request_timeout_s=300.0,
         scenarios={
-            "latency": LatencyScenario(percentile="p99", max_s=180.0),
-            "collisions": CollisionsScenario(percentile="p99", max_s=120.0),
-            "throughput": ThroughputScenario(percentile="p99", max_s=120.0),
-            "open-loop": OpenLoopScenario(percentile="p99", max_s=120.0),
-            "spike": SpikeScenario(percentile="p90", max_s=60.0),
+            ScenarioName.LATENCY: LatencyScenario(percentile="p99", max_s=180.0),
+            ScenarioName.COLLISIONS: CollisionsScenario(percentile="p99", max_s=120.0),
+            ScenarioName.THROUGHPUT: ThroughputScenario(percentile="p99", max_s=120.0),
+            ScenarioName.OPEN_LOOP: OpenLoopScenario(percentile="p99", max_s=120.0),
+            ScenarioName.SPIKE: SpikeScenario(percentile="p90", max_s=60.0),
         },
     ),
 }

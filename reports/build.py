@@ -153,7 +153,7 @@ def _has_random_weights(model: dict[str, Any]) -> bool:
 
 
 def figure_footer(run: Run) -> str:
-    """What every figure of the run carries: model · weights · device (DESIGN §6), e.g.
+    """What every figure of the run carries: model · weights · device (docs/design.md §6), e.g.
     "u2netp · real weights · cpu", "sim · SIMULATED GPU — not a real GPU",
     "birefnet_native · RANDOM weights · cuda:0"."""
     model = run.model

@@ -3,7 +3,7 @@
 All metric logic of the project lives here, as pure functions over pandas DataFrames
 (the table of ``reports.schema``) and the run's :class:`~reports.schema.PointRecord` s:
 latency and its decomposition, collisions, throughput, Little's law, the validity
-verdict of each load point (DESIGN §5), the knee of each sweep and the
+verdict of each load point (docs/design.md §5), the knee of each sweep and the
 "which should I deploy?" comparison. Locust's own (rounded) statistics are never used.
 """
 
@@ -17,16 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.schema import PointRecord
+from reports.schema import PointRecord, ScenarioName
 
 VALID = "VALID"
 INVALID = "INVALID"
 COMPONENTS: tuple[str, ...] = ("wait", "pre", "gpu", "post", "protocol")
 # Sweeps whose points form a load axis (knee, saturation); the others are single probes.
-SWEEP_SCENARIOS: tuple[str, ...] = ("throughput", "open-loop")
-BASELINE_SCENARIO = "latency"
-OPEN_LOOP_SCENARIO = "open-loop"
-BURST_SCENARIO = "collisions"
+SWEEP_SCENARIOS: tuple[str, ...] = (ScenarioName.THROUGHPUT, ScenarioName.OPEN_LOOP)
+BASELINE_SCENARIO = ScenarioName.LATENCY
+OPEN_LOOP_SCENARIO = ScenarioName.OPEN_LOOP
+BURST_SCENARIO = ScenarioName.COLLISIONS
 # Differences smaller than this fraction are called a tie in the deploy verdict: a few
 # percent is within run-to-run noise for HTTP benchmarks on a shared host.
 TIE_MARGIN = 0.05
@@ -34,7 +34,7 @@ TIE_MARGIN = 0.05
 
 @dataclass(frozen=True)
 class ValidityRules:
-    """DESIGN §5 defaults; the load generator records ``asdict(ValidityRules())`` in run.json."""
+    """docs/design.md §5 defaults; the load generator records ``asdict(ValidityRules())`` in run.json."""
 
     warmup_fraction: float = 0.1  # of the point's window, cut from its start
     warmup_requests_per_user: int = 3  # the cut is whichever of the two is longer
@@ -450,7 +450,7 @@ def burst_thirds_rps(rows: pd.DataFrame) -> list[float]:
 
 
 def _latencies(m: PointMetrics, measured: pd.DataFrame, ok: pd.Series, rules: ValidityRules) -> None:
-    # Timeouts stay in the sample: in open loop they are the overload (DESIGN §5), and
+    # Timeouts stay in the sample: in open loop they are the overload (docs/design.md §5), and
     # dropping them would hide it; fast failures (4xx, 503) would flatter it instead.
     timed_out = error_kind(measured).str.startswith("timeout") & ~ok
     values = latency(measured[ok | timed_out])
@@ -690,7 +690,9 @@ def knees(results: Sequence[PointMetrics], rules: ValidityRules) -> list[Knee]:
 def saturation_throughput(results: Sequence[PointMetrics], server: str, client: str) -> PointMetrics | None:
     """The VALID closed-loop `throughput` point with the most images/s for a server and client."""
     valid = [
-        m for m in results if (m.server, m.client, m.scenario) == (server, client, "throughput") and m.valid
+        m
+        for m in results
+        if (m.server, m.client, m.scenario) == (server, client, ScenarioName.THROUGHPUT) and m.valid
     ]
     return max(valid, key=lambda m: m.throughput_rps) if valid else None
 
@@ -702,7 +704,7 @@ def saturation_throughput(results: Sequence[PointMetrics], server: str, client: 
 FASTAPI_CLIENTS: tuple[str, ...] = ("fastapi", "fastapi-b64")
 GRADIO_CLIENTS: tuple[str, ...] = ("gradio-file", "gradio-b64", "gradio-queue")
 
-# Documented behaviour (DESIGN §4, gradio 6.31.0); a run measures none of it.
+# Documented behaviour (docs/design.md §4, gradio 6.31.0); a run measures none of it.
 DOCUMENTED_FACTS: tuple[str, ...] = (
     "ZeroGPU on Hugging Face Spaces needs gradio (`@spaces.GPU`); off Spaces that decorator is a no-op.",
     "`launch(mcp_server=True)` (with `gradio[mcp]`) exposes every public `@app.api` as an MCP tool at "
@@ -838,8 +840,12 @@ def _highest_common_load(
 ) -> tuple[PointMetrics, PointMetrics] | None:
     pairs = []
     for fa in results:
-        if (fa.server, fa.client, fa.scenario) == ("fastapi", fa_client, "throughput") and fa.valid:
-            gr = _valid_point(results, "gradio", gr_client, "throughput", fa.load)
+        if (fa.server, fa.client, fa.scenario) == (
+            "fastapi",
+            fa_client,
+            ScenarioName.THROUGHPUT,
+        ) and fa.valid:
+            gr = _valid_point(results, "gradio", gr_client, ScenarioName.THROUGHPUT, fa.load)
             if gr is not None:
                 pairs.append((fa, gr))
     return max(pairs, key=lambda p: p[0].load) if pairs else None
@@ -852,11 +858,11 @@ def _naive_control(results: Sequence[PointMetrics], fa_client: str, device: str)
         if m.server == "fastapi-naive"
         and m.client == fa_client
         and m.valid
-        and m.scenario in ("collisions", "throughput")
+        and m.scenario in (ScenarioName.COLLISIONS, ScenarioName.THROUGHPUT)
     ]
     if not naive_points:
         return None
-    naive = max(naive_points, key=lambda m: (m.scenario == "collisions", m.load))
+    naive = max(naive_points, key=lambda m: (m.scenario == ScenarioName.COLLISIONS, m.load))
     locked = _valid_point(results, "fastapi", fa_client, naive.scenario, naive.load)
     simulated = " (simulated)" if device == "simulated" else ""
     memory = (

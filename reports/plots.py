@@ -4,7 +4,7 @@ Every function returns a ``Figure``. Lines are one per series (server/client, pr
 the run where several runs share the axes); INVALID points are drawn hollow so they stay
 visible without being mistaken for evidence. A figure that cannot be drawn says why.
 ``png_bytes`` renders a figure with a footer naming the model, its weights and the device
-(DESIGN §6), drawn on the image and kept in the PNG's metadata: the files in ``figures/``
+(docs/design.md §6), drawn on the image and kept in the PNG's metadata: the files in ``figures/``
 are read on their own.
 """
 
@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from reports import metrics
 from reports.metrics import COMPONENTS, Knee, PointMetrics
+from reports.schema import ScenarioName
 
 COMPONENT_COLOURS = {
     "wait": "#c0504d",
@@ -34,8 +35,8 @@ COMPONENT_COLOURS = {
     "protocol": "#8064a2",
 }
 X_LABEL = {
-    "throughput": "concurrent users (closed loop)",
-    "open-loop": "offered rate, requests/s (open loop)",
+    ScenarioName.THROUGHPUT: "concurrent users (closed loop)",
+    ScenarioName.OPEN_LOOP: "offered rate, requests/s (open loop)",
 }
 HOLLOW_NOTE = "hollow markers: INVALID points"
 
@@ -155,7 +156,7 @@ def throughput_vs_load(results: Sequence[PointMetrics]) -> Figure:
                 [m.valid for m in points],
                 label,
             )
-        if scenario == "open-loop":
+        if scenario == ScenarioName.OPEN_LOOP:
             top = max((m.load for m in results if m.scenario == scenario), default=1.0)
             ax.plot([0, top], [0, top], color="grey", lw=0.8, ls=":", label="offered")
         ax.set(title=f"Throughput vs load — {scenario}", xlabel=X_LABEL[scenario], ylabel="images/s")
@@ -216,7 +217,10 @@ def throughput_vs_p90(results: Sequence[PointMetrics], knee_list: Sequence[Knee]
 def latency_cdf(table: pd.DataFrame, results: Sequence[PointMetrics]) -> Figure:
     """Empirical CDF of measured latencies: the single-stream point and the highest
     closed-loop load, per series."""
-    panels = [("latency", "single stream (`latency`)"), ("throughput", "highest closed-loop load")]
+    panels = [
+        (ScenarioName.LATENCY, "single stream (`latency`)"),
+        (ScenarioName.THROUGHPUT, "highest closed-loop load"),
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), squeeze=False)
     for ax, (scenario, title) in zip(axes[0], panels, strict=True):
         for label, points in _series(results, scenario).items():
@@ -245,7 +249,7 @@ def gpu_timeline(
     table: pd.DataFrame, results: Sequence[PointMetrics], device: str, max_bars: int = 60
 ) -> Figure:
     """One bar per request's GPU interval in the `collisions` scenario, colliding ones red."""
-    points = [m for m in results if m.scenario == "collisions"]
+    points = [m for m in results if m.scenario == ScenarioName.COLLISIONS]
     if not points:
         return _message_figure("GPU timeline", "no `collisions` scenario in this run")
     cpu = device.startswith("cpu")
@@ -289,7 +293,7 @@ def decomposition_bars(results: Sequence[PointMetrics]) -> Figure:
     the highest closed-loop load of each series."""
     with_run = _several_runs(results)
     chosen: list[PointMetrics] = []
-    for scenario in ("latency", "throughput"):
+    for scenario in (ScenarioName.LATENCY, ScenarioName.THROUGHPUT):
         chosen.extend(points[-1] for points in _series(results, scenario).values())
     chosen = [m for m in chosen if m.gpu_s is not None]
     if not chosen:
@@ -339,7 +343,7 @@ def memory_vs_concurrency(results: Sequence[PointMetrics], device: str) -> Figur
     with_run = _several_runs(results)
     grouped: dict[str, list[PointMetrics]] = {}
     for m in sorted(with_memory, key=lambda m: m.users or 0):
-        if m.scenario in ("throughput", "collisions"):
+        if m.scenario in (ScenarioName.THROUGHPUT, ScenarioName.COLLISIONS):
             grouped.setdefault(f"{series_label(m, with_run)} {m.scenario}", []).append(m)
     for label, points in grouped.items():
         _plot_points(
@@ -374,7 +378,7 @@ def closed_vs_open_tail(results: Sequence[PointMetrics]) -> Figure:
     stat = "p99_s" if has_p99 else "p90_s"
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     drawn = False
-    for scenario, style in (("throughput", "-"), ("open-loop", "--")):
+    for scenario, style in ((ScenarioName.THROUGHPUT, "-"), (ScenarioName.OPEN_LOOP, "--")):
         for label, points in _series(results, scenario).items():
             ordered = sorted(points, key=lambda m: m.throughput_rps)
             ys = [_ms(getattr(m, stat)) for m in ordered]

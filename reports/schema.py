@@ -17,11 +17,22 @@ host, so client and server stamps share a clock).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from typing import Any
 
 TABLE_FILE = "requests.csv"
 RUN_FILE = "run.json"
 LEDGER_FILE = "ledger.jsonl"
+
+
+class ScenarioName(StrEnum):
+    """The table's ``scenario`` values: what the load generator runs and the reports read."""
+
+    LATENCY = "latency"  # one user back to back: the single-stream baseline
+    COLLISIONS = "collisions"  # bursts of K requests released together
+    THROUGHPUT = "throughput"  # closed-loop step sweep over users
+    OPEN_LOOP = "open-loop"  # seeded Poisson arrivals at fractions of the single-stream rate
+    SPIKE = "spike"  # base -> peak -> base users
 
 
 @dataclass

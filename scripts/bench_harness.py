@@ -34,6 +34,7 @@ from loadtests.serverproc import get_json, start_server
 from loadtests.session import PlainSession
 from reports.load import load_run
 from reports.metrics import percentile
+from reports.schema import ScenarioName
 
 
 def _added_ms(rows: pd.DataFrame) -> tuple[float | None, float | None]:
@@ -77,14 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         server_args=("--sim-ms", "0"),
         request_timeout_s=30.0,
         scenarios={
-            "latency": LatencyScenario(percentile="p99", max_s=args.seconds * 2),
-            "throughput": ThroughputScenario(users=(args.users,), requests=10**9, max_s=args.seconds),
+            ScenarioName.LATENCY: LatencyScenario(percentile="p99", max_s=args.seconds * 2),
+            ScenarioName.THROUGHPUT: ThroughputScenario(
+                users=(args.users,), requests=10**9, max_s=args.seconds
+            ),
         },
     )
     options = RunOptions(
         profile=profile,
         servers=["fastapi", "gradio"],
-        scenarios=["latency", "throughput"],
+        scenarios=[ScenarioName.LATENCY, ScenarioName.THROUGHPUT],
         out_dir=args.out,
         image=SMALL_IMAGE,
         model="sim",
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             & (table["scenario"] == point.scenario)
         ]
         entry = figures.setdefault(point.client, {})
-        if point.scenario == "latency":
+        if point.scenario == ScenarioName.LATENCY:
             entry["added_ms_p50"], entry["added_ms_p99"] = _added_ms(rows)
             entry["single_stream_requests"] = float(len(rows))
         else:

@@ -18,7 +18,7 @@ from typing import Any
 from servers.core import imaging
 from servers.core.backends import MODELS, ModelOptions, build_backend, choose_model
 from servers.core.ledger import Ledger
-from servers.core.segmenter import Segmenter, Service
+from servers.core.segmenter import LedgeredSegmenter, Segmenter
 from servers.http_common import HealthState
 
 KINDS = ("gradio", "fastapi", "fastapi-naive")
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     segmenter.segment(imaging.sample_png())  # the first call pays for lazy init; no request should
     ledger = Ledger(backend.peak_memory_bytes, backend.reset_peak_memory)
     ledger.reset()
-    service = Service(segmenter, ledger)
+    service = LedgeredSegmenter(segmenter, ledger)
 
     concurrency = None if args.kind == "fastapi-naive" else settings["concurrency"]
     lock_scope = {"gradio": "queue", "fastapi": settings["lock_scope"], "fastapi-naive": "none"}[args.kind]

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from servers.core import imaging
 from servers.core.imaging import ImageError
 from servers.core.ledger import LedgerRow
-from servers.core.segmenter import Service
+from servers.core.segmenter import LedgeredSegmenter
 from servers.http_common import (
     REQUEST_ID_HEADER,
     ArrivalStamps,
@@ -79,7 +79,7 @@ class NoAdmission:
 
 
 def create_app(
-    service: Service,
+    service: LedgeredSegmenter,
     health: HealthState,
     *,
     concurrency: int | None,

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from servers.core import imaging
 from servers.core.imaging import ImageError
 from servers.core.ledger import new_request_id
-from servers.core.segmenter import Service
+from servers.core.segmenter import LedgeredSegmenter
 from servers.http_common import (
     REQUEST_ID_HEADER,
     ArrivalStamps,
@@ -76,7 +76,7 @@ def prune_until(stop: threading.Event, folder: Path, keep_s: float = KEEP_FILES_
 
 
 def serve(
-    service: Service,
+    service: LedgeredSegmenter,
     health: HealthState,
     *,
     host: str,
@@ -169,7 +169,7 @@ def serve(
         )
         blocks = app.get_blocks()
         if max_queue is not None:
-            blocks._queue.max_size = max_queue  # only settable after launch (DESIGN §4)
+            blocks._queue.max_size = max_queue  # only settable after launch (docs/design.md §4)
         warm_up_queue(f"http://{host}:{port}")
         service.ledger.reset()
         health.ready = True

@@ -1,4 +1,4 @@
-"""Clients for the ``gradio.Server`` app, speaking Gradio's HTTP protocol directly (DESIGN §4).
+"""Clients for the ``gradio.Server`` app, speaking Gradio's HTTP protocol directly (docs/design.md §4).
 
 No ``gradio_client``: its own threads and polling would be measured along with the server.
 Never ``/gradio_api/run/<name>``: off Spaces it bypasses the queue and its concurrency limit.

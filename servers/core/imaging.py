@@ -1,6 +1,6 @@
 """Image handling shared by every backend: decode, resize, normalise, compose, encode.
 
-Fixed once (DESIGN §3) because it decides both the CPU cost per request and the byte
+Fixed once (docs/design.md §3) because it decides both the CPU cost per request and the byte
 identity of outputs across servers: PIL decode, EXIF orientation applied, any mode
 converted to RGB, the first frame of an animation, bilinear (antialiased) resize to the
 model input, ImageNet mean/std, the mask resized back bilinearly, PNG at a fixed level.

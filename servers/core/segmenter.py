@@ -2,7 +2,7 @@
 
 The three stages are separate so an adapter can hold its GPU lock around the GPU stage
 alone (FastAPI ``--lock-scope gpu``) or around all of them (Gradio's queue, FastAPI
-``--lock-scope request``). :class:`Service` stamps each stage into the request's ledger row,
+``--lock-scope request``). :class:`LedgeredSegmenter` stamps each stage into the request's ledger row,
 so both adapters measure the same things the same way.
 """
 
@@ -66,7 +66,7 @@ class Segmenter:
         return self.post(prepared, self.gpu([prepared])[0])
 
 
-class Service:
+class LedgeredSegmenter:
     """The Segmenter's stages, each timed into a ledger row: what both adapters call."""
 
     def __init__(self, segmenter: Segmenter, ledger: Ledger) -> None:

@@ -1,4 +1,4 @@
-"""The backend registry and the one ``auto`` rule (DESIGN §6).
+"""The backend registry and the one ``auto`` rule (docs/design.md §6).
 
 ``auto``: with CUDA, ``birefnet`` when its weights resolve (local snapshot, local cache, or a
 hub that answers within seconds), otherwise ``birefnet_native --random-weights`` (same graph,
