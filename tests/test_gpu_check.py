@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from servers.core.gpu_profile import load_profile
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,6 +22,7 @@ def test_gpu_check_script_runs_end_to_end_on_cpu(tmp_path: Path) -> None:
         "GVF_VARIANT": "lite",
         "GVF_RESOLUTION": "64",
         "GVF_BATCHES": "1,2",
+        "GVF_OVERLAP": "1,2",
         "GVF_ITERS": "2",
         "GVF_PROFILE": "smoke",
         "GVF_DEVICE": "cpu",
@@ -34,9 +37,10 @@ def test_gpu_check_script_runs_end_to_end_on_cpu(tmp_path: Path) -> None:
         start_new_session=True,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    raw = json.loads((tmp_path / "out" / "raw_latency.json").read_text())
-    assert [row["batch"] for row in raw["batches"]] == [1, 2]
-    assert raw["model"]["weights"] == "random" and raw["model"]["device"] == "cpu"
+    profile = load_profile(tmp_path / "out" / "gpu_profile.json")
+    assert [point.batch_size for point in profile.batch] == [1, 2]
+    assert [point.calls for point in profile.overlap] == [1, 2]
+    assert profile.gpu.startswith("CPU") and profile.memory is None and "random weights" in profile.model
     (run_dir,) = (tmp_path / "out" / "runs").iterdir()
     run = json.loads((run_dir / "run.json").read_text())
     assert run["model"]["backend"] == "birefnet_native" and run["model"]["weights"] == "random"
