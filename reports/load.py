@@ -3,7 +3,7 @@
 A run that crashed or was interrupted is still a run: its table may end in a half-written
 line, its run.json may say ``failed``/``interrupted``, lack ``ended`` or be missing, and
 its last point may be absent from ``points``. Loading tolerates all of that and lists
-what was incomplete in :attr:`Run.partial_reasons`, so every document can say so.
+what was incomplete in :attr:`LoadedRun.partial_reasons`, so every document can say so.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _TRUE_TEXT = {"true", "1", "yes"}
 
 
 @dataclass
-class Run:
+class LoadedRun:
     """One loaded run: where it lives, its table, its description and what was incomplete."""
 
     path: Path
@@ -103,7 +103,7 @@ def point_records(meta: dict[str, Any]) -> list[PointRecord]:
     return records
 
 
-def load_run(run_dir: Path | str) -> Run:
+def load_run(run_dir: Path | str) -> LoadedRun:
     """Load a run directory (complete or not)."""
     path = Path(run_dir)
     if not path.is_dir():
@@ -125,4 +125,4 @@ def load_run(run_dir: Path | str) -> Run:
         reasons.append(f"{TABLE_FILE} ended in a half-written line (dropped)")
     if not (path / TABLE_FILE).exists():
         reasons.append(f"{TABLE_FILE} missing: no request completed")
-    return Run(path=path, table=table, meta=meta, points=point_records(meta), partial_reasons=reasons)
+    return LoadedRun(path=path, table=table, meta=meta, points=point_records(meta), partial_reasons=reasons)

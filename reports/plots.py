@@ -23,8 +23,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reports import metrics
-from reports.metrics import COMPONENTS, Knee, PointMetrics
+from reports.metrics.points import PointMetrics, measured_rows
+from reports.metrics.rows import COMPONENTS, gpu_overlaps, latency
+from reports.metrics.rules import SWEEP_SCENARIOS
+from reports.metrics.sweeps import Knee
 from reports.schema import ScenarioName
 
 COMPONENT_COLOURS = {
@@ -59,7 +61,7 @@ def _series(results: Sequence[PointMetrics], scenario: str) -> dict[str, list[Po
 
 
 def _sweeps_present(results: Sequence[PointMetrics]) -> list[str]:
-    return [s for s in metrics.SWEEP_SCENARIOS if any(m.scenario == s for m in results)]
+    return [s for s in SWEEP_SCENARIOS if any(m.scenario == s for m in results)]
 
 
 def _legend(ax: Axes) -> None:
@@ -117,7 +119,8 @@ def _plot_points(
     )
 
 
-def _ms(value: float | None) -> float | None:
+def _to_ms(value: float | None) -> float | None:
+    """Seconds as a millisecond float for an axis, None kept (a point with no value is not drawn)."""
     return None if value is None else value * 1e3
 
 
@@ -132,7 +135,7 @@ def latency_vs_load(results: Sequence[PointMetrics]) -> Figure:
             xs, valid = [m.load for m in points], [m.valid for m in points]
             for name, style in (("p50_s", "-"), ("p90_s", "--"), ("p99_s", ":")):
                 _plot_points(
-                    ax, xs, [_ms(getattr(m, name)) for m in points], valid, f"{label} {name[:-2]}", style
+                    ax, xs, [_to_ms(getattr(m, name)) for m in points], valid, f"{label} {name[:-2]}", style
                 )
         ax.set(title=f"Latency vs load — {scenario}", xlabel=X_LABEL[scenario], ylabel="latency, ms")
         _legend(ax)
@@ -178,7 +181,7 @@ def throughput_vs_p90(results: Sequence[PointMetrics], knee_list: Sequence[Knee]
             _plot_points(
                 ax,
                 [m.throughput_rps for m in points],
-                [_ms(m.p90_s) for m in points],
+                [_to_ms(m.p90_s) for m in points],
                 [m.valid for m in points],
                 label,
             )
@@ -193,7 +196,7 @@ def throughput_vs_p90(results: Sequence[PointMetrics], knee_list: Sequence[Knee]
             )
             ax.scatter(
                 [at.throughput_rps],
-                [_ms(at.p90_s)],
+                [_to_ms(at.p90_s)],
                 marker="*",
                 s=220,
                 color="gold",
@@ -202,7 +205,7 @@ def throughput_vs_p90(results: Sequence[PointMetrics], knee_list: Sequence[Knee]
             )
             ax.annotate(
                 f"knee {series_label(at, with_run)} @ {at.load_point}",
-                (at.throughput_rps, _ms(at.p90_s) or 0),
+                (at.throughput_rps, _to_ms(at.p90_s) or 0),
                 textcoords="offset points",
                 xytext=(6, 6),
                 fontsize=7,
@@ -225,9 +228,7 @@ def latency_cdf(table: pd.DataFrame, results: Sequence[PointMetrics]) -> Figure:
     for ax, (scenario, title) in zip(axes[0], panels, strict=True):
         for label, points in _series(results, scenario).items():
             top = points[-1]  # _series sorts by load
-            values = (
-                np.sort(metrics.latency(metrics.measured_rows(table, top)).dropna().to_numpy(float)) * 1e3
-            )
+            values = np.sort(latency(measured_rows(table, top)).dropna().to_numpy(float)) * 1e3
             if len(values):
                 ax.step(
                     values,
@@ -253,10 +254,10 @@ def gpu_timeline(
     if not points:
         return _message_figure("GPU timeline", "no `collisions` scenario in this run")
     cpu = device.startswith("cpu")
-    overlaps = metrics.gpu_overlaps(table)
+    overlaps = gpu_overlaps(table)
     fig, axes = plt.subplots(len(points), 1, figsize=(12, 2.4 * len(points)), squeeze=False)
     for ax, m in zip(axes[:, 0], points, strict=True):
-        rows = metrics.measured_rows(table, m).dropna(subset=["t_gpu_start", "t_gpu_end"])
+        rows = measured_rows(table, m).dropna(subset=["t_gpu_start", "t_gpu_end"])
         rows = rows.sort_values("t_gpu_start").head(max_bars)
         if rows.empty:
             ax.text(0.5, 0.5, "no ledger GPU stamps", ha="center", transform=ax.transAxes)
@@ -374,14 +375,14 @@ def memory_vs_concurrency(results: Sequence[PointMetrics], device: str) -> Figur
 def closed_vs_open_tail(results: Sequence[PointMetrics]) -> Figure:
     """Tail latency against achieved throughput, closed loop vs open loop: p99 where the
     samples support it, else p90 (said in the title)."""
-    has_p99 = any(m.p99_s is not None for m in results if m.scenario in metrics.SWEEP_SCENARIOS)
+    has_p99 = any(m.p99_s is not None for m in results if m.scenario in SWEEP_SCENARIOS)
     stat = "p99_s" if has_p99 else "p90_s"
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     drawn = False
     for scenario, style in ((ScenarioName.THROUGHPUT, "-"), (ScenarioName.OPEN_LOOP, "--")):
         for label, points in _series(results, scenario).items():
             ordered = sorted(points, key=lambda m: m.throughput_rps)
-            ys = [_ms(getattr(m, stat)) for m in ordered]
+            ys = [_to_ms(getattr(m, stat)) for m in ordered]
             drawn |= any(y is not None for y in ys)
             _plot_points(
                 ax,

@@ -1,4 +1,5 @@
-"""The analysis notebook runs top to bottom (nbclient, the venv's python3 kernel) on a run."""
+"""The analysis notebook runs top to bottom (nbclient, the venv's python3 kernel) on a run and
+shows the run's analysis: the verdict the report shows."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from reports import load, metrics
+from reports.analysis import analyse
+from reports.load import load_run
 
 NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "analysis.ipynb"
 
@@ -28,9 +30,5 @@ def test_notebook_executes_on_a_run(smoke_run: Path, monkeypatch: pytest.MonkeyP
     assert (run_dir / "notebook-throughput.png").exists() and (
         run_dir / "notebook-decomposition.png"
     ).exists()
-    run = load.load_run(run_dir)
-    results = metrics.point_metrics(
-        run.table, run.points, metrics.rules_from_mapping(run.meta.get("validity"))
-    )
-    expected = metrics.recommend(results, str(run.model.get("device", ""))).verdict
+    expected = analyse(load_run(run_dir)).recommendation.verdict
     assert expected in notebook.cells[-1].outputs[0]["text"]

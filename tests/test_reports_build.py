@@ -1,8 +1,10 @@
-"""The documents: HTML report and Markdown summary of a smoke run, opened in headless
-Chromium; a partial (failed) run; comparisons of compatible and incompatible runs."""
+"""The documents end to end: the HTML report and Markdown summary of a run carry its analysis
+(model, warnings, verdicts, the deploy verdict, the figures), opened in headless Chromium for
+a real smoke run; a partial (failed) run; comparisons of compatible and incompatible runs."""
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import tempfile
@@ -10,11 +12,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from reports_fixtures import make_run_dir
 
-from reports import build, plots
-from reports.load import Run, empty_table, load_run
-from reports.metrics import PointMetrics
+from reports import build
+from reports.analysis import RunAnalysis, analyse
+from reports.figures import FIGURES_DIR
+from reports.labels import comparability, figure_footer, model_line, warnings_for
+from reports.load import load_run
+from reports.metrics.rules import INVALID, VALID
+from tests.helpers.reports_tables import make_run_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -23,10 +28,15 @@ FIGURE_COUNT = 8
 
 @pytest.fixture(scope="module")
 def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A smoke run and its report, built through the `gvf report` entry point."""
+    """A fixture run and its report, built through the `gvf report` entry point."""
     run_dir = make_run_dir(tmp_path_factory.mktemp("runs") / "20270115-080000-smoke")
     assert build.main([str(run_dir)]) == 0
     return run_dir / "report" / build.HTML_FILE
+
+
+def analysis_of(report: Path) -> RunAnalysis:
+    """The analysis of the run whose default report this is (RUN_DIR/report/report.html)."""
+    return analyse(load_run(report.parent.parent))
 
 
 def test_html_is_self_contained(smoke_report: Path) -> None:
@@ -36,86 +46,52 @@ def test_html_is_self_contained(smoke_report: Path) -> None:
     assert text.count('src="data:image/png;base64,') == FIGURE_COUNT
 
 
-def test_html_states_model_verdicts_and_recommendation(smoke_report: Path) -> None:
+def test_html_carries_the_model_warnings_verdicts_and_recommendation(smoke_report: Path) -> None:
     text = smoke_report.read_text(encoding="utf-8")
-    assert "Model: sim" in text and "SIMULATED GPU — not a real GPU measurement" in text
-    assert 'class="badge VALID"' in text and 'class="badge INVALID"' in text
-    assert "Which should I deploy?" in text and "FastAPI serves" in text
-    assert "Facts from documentation, not measured by this run" in text
-    assert "run.json summary" in text and "PARTIAL RUN" not in text
-    assert "load process averaged 95% CPU" in text  # the fixture's overloaded point, with its reason
+    analysis = analysis_of(smoke_report)
+    run, rec = analysis.run, analysis.recommendation
+    assert html.escape(model_line(run)) in text
+    assert warnings_for(run) and all(
+        f'class="banner loud">{html.escape(w)}<' in text for w in warnings_for(run)
+    )
+    verdicts = [m.verdict for m in analysis.results]
+    assert text.count('class="badge VALID"') == verdicts.count(VALID) > 0
+    assert text.count('class="badge INVALID"') == verdicts.count(INVALID) > 0
+    for m in analysis.results:  # every INVALID point with its reasons
+        if not m.valid:
+            assert html.escape("; ".join(m.reasons + m.notes)) in text
+    assert rec.recommends and f'<div class="verdict">{html.escape(rec.verdict)}</div>' in text
+    assert all(html.escape(f.text) in text and html.escape(f.rule) in text for f in rec.findings)
+    assert all(html.escape(fact) in text for fact in rec.facts)
+    assert 'class="banner partial"' not in text
 
 
 def test_markdown_summary_and_figure_files(smoke_report: Path) -> None:
     out = smoke_report.parent
     summary = (out / build.MARKDOWN_FILE).read_text(encoding="utf-8")
-    assert (
-        "**SIMULATED GPU" in summary and "### Which should I deploy?" in summary and "| INVALID |" in summary
-    )
-    figures = sorted(p.name for p in (out / build.FIGURES_DIR).glob("*.png"))
+    analysis = analysis_of(smoke_report)
+    assert all(f"> **{w}**" in summary for w in warnings_for(analysis.run))
+    assert f"**{analysis.recommendation.verdict}**" in summary
+    point_rows = [
+        line
+        for line in summary.splitlines()
+        if re.match(r"\| \S+ \| \S+ \| \S+ \| \S+ \| (IN)?VALID \|", line)
+    ]
+    assert len(point_rows) == len(analysis.results)
+    figures = sorted(p.name for p in (out / FIGURES_DIR).glob("*.png"))
     assert len(figures) == FIGURE_COUNT
-    assert all(f"{build.FIGURES_DIR}/{name}" in summary for name in figures)
+    assert all(f"({FIGURES_DIR}/{name})" in summary for name in figures)
 
 
 def test_every_figure_file_names_the_model(smoke_report: Path) -> None:
     """The PNGs are read on their own: each carries the run's model line (drawn, and in its
     metadata, which is what a test can read back)."""
-    pngs = sorted((smoke_report.parent / build.FIGURES_DIR).glob("*.png"))
+    footer = figure_footer(analysis_of(smoke_report).run)
+    pngs = sorted((smoke_report.parent / FIGURES_DIR).glob("*.png"))
     assert len(pngs) == FIGURE_COUNT
     for png in pngs:
         with Image.open(png) as image:
-            assert image.text.get("Description") == "sim · SIMULATED GPU — not a real GPU", png.name
-
-
-def test_decomposition_text_names_the_rows_it_covers(smoke_report: Path) -> None:
-    text = smoke_report.read_text(encoding="utf-8")
-    assert "add up to the mean latency" not in text
-    assert "components of the mean latency of the successful requests with a ledger row" in text
-    assert "decomposed mean (n)" in text
-
-
-def _run_with(model: dict[str, str]) -> Run:
-    return Run(path=Path("x"), table=empty_table(), meta={"run_id": "x", "model": model}, points=[])
-
-
-def test_figure_footer_states_model_weights_and_device() -> None:
-    sim = _run_with({"backend": "sim", "device": "simulated", "weights": "none"})
-    u2netp = _run_with({"backend": "u2netp", "device": "cpu", "weights": "real"})
-    native = _run_with({"backend": "birefnet_native", "device": "cuda:0", "weights": "random"})
-    assert build.figure_footer(sim) == "sim · SIMULATED GPU — not a real GPU"
-    assert build.figure_footer(u2netp) == "u2netp · real weights · cpu"
-    assert build.figure_footer(native) == "birefnet_native · RANDOM weights · cuda:0"
-    assert "not recorded" in build.figure_footer(_run_with({}))
-    assert build.footer_is_loud(sim) and build.footer_is_loud(native) and not build.footer_is_loud(u2netp)
-    assert build.comparison_footer([u2netp, native]) == (
-        "x: u2netp · real weights · cpu; x: birefnet_native · RANDOM weights · cuda:0"
-    )
-
-
-def test_memory_figure_plots_simulated_memory_as_such() -> None:
-    points = [
-        PointMetrics(
-            run_id="r",
-            server="fastapi-naive",
-            client="fastapi",
-            scenario="collisions",
-            load_point=f"burst={k}",
-            users=k,
-            rate=None,
-            load=float(k),
-            verdict="VALID",
-            peak_gpu_bytes=(512 + 256 * k) * 2**20,
-        )
-        for k in (1, 2, 4)
-    ]
-    simulated = plots.memory_vs_concurrency(points, "simulated")
-    (ax,) = simulated.axes
-    assert ax.get_title().startswith("SIMULATED memory") and "not a GPU measurement" in ax.get_title()
-    assert ax.get_ylabel() == "simulated GiB" and len(ax.get_lines()) == 1
-    on_cpu = plots.memory_vs_concurrency(points, "cpu")
-    assert not on_cpu.axes[0].get_lines()  # a message, no data
-    plots.plt.close(simulated)
-    plots.plt.close(on_cpu)
+            assert image.text.get("Description") == footer, png.name
 
 
 @pytest.mark.slow
@@ -179,30 +155,34 @@ def test_partial_run_builds_and_says_so(tmp_path: Path) -> None:
     run_dir = make_run_dir(
         tmp_path / "20270115-090000-smoke", outcome="failed", backend="u2netp", device="cpu", weights="real"
     )
-    run = load_run(run_dir)
+    analysis = analyse(load_run(run_dir))
+    run = analysis.run
     assert run.partial and len(run.points) == 20  # the point it died in is not recorded
+    recorded = {(p.server, p.client, p.scenario, p.load_point) for p in run.points}
+    (unfinished,) = [
+        m for m in analysis.results if (m.server, m.client, m.scenario, m.load_point) not in recorded
+    ]
+    assert unfinished.verdict == INVALID
     html_path = build.build_report([run_dir], tmp_path / "out")
     text = html_path.read_text(encoding="utf-8")
-    assert "PARTIAL RUN" in text and "run outcome is failed" in text and "half-written line" in text
-    assert "ended before this point finished" in text
-    assert "thread oversubscription" in text and "SIMULATED GPU" not in text
-    assert (
-        "device is cpu: peak GPU memory exists only with CUDA" not in text
-    )  # that is said inside the figure
-    assert "**PARTIAL RUN**" in (tmp_path / "out" / build.MARKDOWN_FILE).read_text(encoding="utf-8")
+    assert 'class="banner partial"' in text
+    assert html.escape("; ".join(unfinished.reasons + unfinished.notes)) in text
+    assert all(html.escape(reason) in text for reason in run.partial_reasons)
+    assert all(html.escape(w) in text for w in warnings_for(run)) and len(warnings_for(run)) == 1  # CPU only
+    summary = (tmp_path / "out" / build.MARKDOWN_FILE).read_text(encoding="utf-8")
+    assert "**PARTIAL RUN**" in summary and all(reason in summary for reason in run.partial_reasons)
 
 
 def test_comparison_refuses_a_shared_axis_for_different_models(tmp_path: Path) -> None:
     sim = make_run_dir(tmp_path / "a", overloaded_cpu=False)
     cuda = make_run_dir(tmp_path / "b", backend="birefnet_native", device="cuda:0", weights="random")
     text = build.build_report([sim, cuda], tmp_path / "cmp").read_text(encoding="utf-8")
-    assert (
-        "These runs differ in backend: birefnet_native / sim; device: cuda:0 / simulated; weights: "
-        "none / random" in text
-    )
-    assert "they are not put on one axis" in text
-    assert "RANDOM WEIGHTS" in text and 'id="fig-compare-' not in text
-    assert text.count('src="data:image/png;base64,') == 2 * FIGURE_COUNT
+    differing = comparability([load_run(sim), load_run(cuda)])
+    assert len(differing) == 3
+    (banner,) = re.findall(r'<div class="banner loud">These runs differ in ([^<]*)</div>', text)
+    assert all(html.escape(d) in banner for d in differing)
+    assert 'id="fig-compare-' not in text
+    assert text.count('src="data:image/png;base64,') == 2 * FIGURE_COUNT  # each run's own figures
 
 
 def test_comparison_of_compatible_runs_shares_axes(tmp_path: Path) -> None:
@@ -211,19 +191,11 @@ def test_comparison_of_compatible_runs_shares_axes(tmp_path: Path) -> None:
     html_path = build.build_report([first, second])
     assert html_path.parent == tmp_path / "compare-a-vs-b"
     text = html_path.read_text(encoding="utf-8")
-    assert 'id="fig-compare-throughput_vs_load"' in text and "not put on one axis" not in text
-    with Image.open(html_path.parent / build.FIGURES_DIR / "compare-throughput_vs_load.png") as image:
-        label = "sim · SIMULATED GPU — not a real GPU"
+    assert 'id="fig-compare-throughput_vs_load"' in text and "These runs differ" not in text
+    assert text.count('src="data:image/png;base64,') == 2 * FIGURE_COUNT + 2
+    with Image.open(html_path.parent / FIGURES_DIR / "compare-throughput_vs_load.png") as image:
+        label = figure_footer(load_run(first))
         assert image.text.get("Description") == f"a: {label}; b: {label}"
-
-
-def test_warnings_name_random_weights_and_cpu() -> None:
-    meta = {"model": {"backend": "birefnet_native", "weights": "random", "device": "cpu"}}
-    run = Run(path=Path("x"), table=empty_table(), meta=meta, points=[])
-    warnings = build.warnings_for(run)
-    assert any(w.startswith("RANDOM WEIGHTS") for w in warnings) and any(
-        "thread oversubscription" in w for w in warnings
-    )
 
 
 def test_main_refuses_a_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,10 +1,13 @@
-"""A realistic run directory built from simulated rows, for the report and notebook tests.
+"""Inputs for the reports tests: small per-request tables with known answers, and a realistic
+run directory.
 
-``make_run_dir`` stands in for ``gvf run --profile smoke`` until that exists: it writes
-``requests.csv`` and ``run.json`` as the load generator would, from a small deterministic
-queueing simulation of the three servers (FastAPI with a GPU-only lock, Gradio whose
-queue serialises pre + gpu + post, and the unlocked naive control whose GPU calls slow
-down when they overlap). ``outcome="failed"`` writes what a crashed run leaves behind.
+The small builders (``table_of``, ``steady_rows``, ``burst_rows``, ``poisson_open_loop``,
+``point_of``, ``sweep_point``) give tables and points whose metrics can be worked out by
+hand. ``make_run_dir`` writes ``requests.csv`` and ``run.json`` as the load generator
+would, from a small deterministic queueing simulation of the three servers (FastAPI with a
+GPU-only lock, Gradio whose queue serialises pre + gpu + post, and the unlocked naive
+control whose GPU calls slow down when they overlap): the same run every time, unlike a
+real smoke run. ``outcome="failed"`` writes what a crashed run leaves behind.
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ import heapq
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from reports.metrics import ValidityRules
-from reports.schema import COLUMNS, RUN_FILE, TABLE_FILE, PointRecord, RequestRow, as_record
+from reports.load import typed_table
+from reports.metrics.points import PointMetrics, point_metrics
+from reports.metrics.rules import INVALID, VALID, ValidityRules
+from reports.schema import COLUMNS, RUN_FILE, TABLE_FILE, PointRecord, RequestRow, ScenarioName, as_record
+
+RULES = ValidityRules()
 
 PRE_S = 0.010
 GPU_S = 0.040
@@ -91,21 +100,21 @@ class _Point:
 
     @property
     def label(self) -> str:
-        if self.scenario == "collisions":
+        if self.scenario == ScenarioName.COLLISIONS:
             return f"burst={self.users}"
         return f"rate={self.rate:.2f}/s" if self.rate is not None else f"users={self.users}"
 
 
 def _plan(single_stream_rps: float) -> list[_Point]:
     return [
-        _Point("latency", 1, None, 7.0),
-        _Point("collisions", 4, None, 4.0),
-        _Point("throughput", 1, None, 5.0),
-        _Point("throughput", 2, None, 5.0),
-        _Point("throughput", 4, None, 5.0),
+        _Point(ScenarioName.LATENCY, 1, None, 7.0),
+        _Point(ScenarioName.COLLISIONS, 4, None, 4.0),
+        _Point(ScenarioName.THROUGHPUT, 1, None, 5.0),
+        _Point(ScenarioName.THROUGHPUT, 2, None, 5.0),
+        _Point(ScenarioName.THROUGHPUT, 4, None, 5.0),
         # Long windows, as the real profiles use, so the p90 floor is met.
-        _Point("open-loop", None, round(0.5 * single_stream_rps, 2), 40.0),
-        _Point("open-loop", None, round(0.8 * single_stream_rps, 2), 40.0),
+        _Point(ScenarioName.OPEN_LOOP, None, round(0.5 * single_stream_rps, 2), 40.0),
+        _Point(ScenarioName.OPEN_LOOP, None, round(0.8 * single_stream_rps, 2), 40.0),
     ]
 
 
@@ -113,7 +122,7 @@ def _closed_loop(server: _Server, point: _Point, t_start: float, base: RequestRo
     rows = []
     t_end = t_start + point.duration_s
     users = point.users or 1
-    if point.scenario == "collisions":  # all K users fire together, then wait for the burst
+    if point.scenario == ScenarioName.COLLISIONS:  # all K users fire together, then wait for the burst
         t = t_start
         while t < t_end:
             burst = [_row(base, t, t, server.serve(t)) for _ in range(users)]  # t_scheduled: the release
@@ -214,7 +223,7 @@ def make_run_dir(
                 if overloaded_cpu
                 and kind == "fastapi-naive"
                 and plan.users == 4
-                and plan.scenario == "throughput"
+                and plan.scenario == ScenarioName.THROUGHPUT
                 else 35.0
             )
             points.append(
@@ -298,3 +307,166 @@ def _write_table(path: Path, rows: list[RequestRow], *, truncate_last: bool) -> 
     if truncate_last:  # a crash mid-append leaves half a line
         text = path.read_text(encoding="utf-8")
         path.write_text(text[: len(text) - 40], encoding="utf-8")
+
+
+# --- small tables with known answers ---------------------------------------------------------
+
+
+def table_of(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A typed table from partial rows (RequestRow fills the rest), as load.py would give it."""
+    defaults = {
+        "run_id": "r",
+        "request_id": "",
+        "server": "fastapi",
+        "client": "fastapi",
+        "scenario": ScenarioName.THROUGHPUT,
+        "load_point": "users=1",
+    }
+    records = [
+        as_record(RequestRow(**{**defaults, "request_id": str(i), **row})) for i, row in enumerate(rows)
+    ]
+    return typed_table(pd.DataFrame.from_records(records, columns=list(COLUMNS)))
+
+
+def steady_rows(
+    *,
+    users: int = 1,
+    duration: float = 10.0,
+    service: float = 0.1,
+    t0: float = 0.0,
+    pre: float = 0.01,
+    post: float = 0.01,
+    protocol: float = 0.004,
+    **fields: Any,
+) -> list[dict[str, Any]]:
+    """Closed loop with ``users`` independent users, each request taking ``service`` seconds
+    (pre + gpu + post + protocol; no waiting), until ``t0 + duration``."""
+    gpu = service - pre - post - protocol
+    rows = []
+    for user in range(users):
+        for k in range(round(duration / service)):  # by index: summing floats would drift
+            t = t0 + user * 1e-3 + k * service
+            recv = t + protocol / 2
+            rows.append(
+                {
+                    "t_sent": t,
+                    "t_done": t + service,
+                    "status": 200,
+                    "ok": True,
+                    "users": users,
+                    "t_recv": recv,
+                    "t_admit": recv + pre,
+                    "t_gpu_start": recv + pre,
+                    "t_gpu_end": recv + pre + gpu,
+                    "t_send": recv + pre + gpu + post,
+                    "pre_s": pre,
+                    "post_s": post,
+                    "gpu_depth": 1,
+                    "load_point": f"users={users}",
+                    **fields,
+                }
+            )
+    return rows
+
+
+def burst_rows(
+    makespans: list[float], size: int = 2, gap: float = 0.2, lag: float = 0.0
+) -> list[dict[str, Any]]:
+    """Bursts of ``size`` requests released together, each after the previous one drained;
+    every send leaves ``lag`` seconds after its burst's release."""
+    rows, release = [], 0.0
+    for span in makespans:
+        for k in range(size):
+            done = release + span * (k + 1) / size
+            rows.append(
+                {
+                    "t_scheduled": release,
+                    "t_sent": release + lag,
+                    "send_lag": lag,
+                    "t_done": done,
+                    "status": 200,
+                    "ok": True,
+                    "users": size,
+                    "scenario": ScenarioName.COLLISIONS,
+                    "load_point": f"burst={size}",
+                }
+            )
+        release += span + gap
+    return rows
+
+
+def poisson_open_loop(
+    *, rate: float = 8.0, duration: float = 30.0, seed: int = 0, slow_after: float | None = None
+) -> list[dict[str, Any]]:
+    """Poisson arrivals at ``rate`` for ``duration`` seconds served FIFO by one server, each
+    request sent 1 ms after its schedule. The server takes 50 ms a request (it keeps up);
+    after ``slow_after`` it takes 250 ms (4/s: it falls further behind with every arrival)."""
+    rng = np.random.default_rng(seed)
+    rows, t, free = [], 0.0, 0.0
+    while True:
+        t += float(rng.exponential(1.0 / rate))
+        if t >= duration:
+            return rows
+        sent = t + 0.001
+        service = 0.25 if slow_after is not None and sent >= slow_after else 0.05
+        free = max(sent, free) + service
+        rows.append(
+            {
+                "t_scheduled": t,
+                "t_sent": sent,
+                "send_lag": 0.001,
+                "t_done": free,
+                "status": 200,
+                "ok": True,
+                "scenario": ScenarioName.OPEN_LOOP,
+                "rate": rate,
+                "load_point": f"rate={rate:g}/s",
+            }
+        )
+
+
+def point_of(
+    rows: list[dict[str, Any]], *, t_start: float = 0.0, t_end: float = 10.0, **extra: Any
+) -> PointRecord:
+    """The run.json record of the point ``rows`` belong to (20% load-process CPU, no GPU memory)."""
+    first = rows[0]
+    values: dict[str, Any] = {
+        "server": first.get("server", "fastapi"),
+        "client": first.get("client", "fastapi"),
+        "scenario": first.get("scenario", ScenarioName.THROUGHPUT),
+        "load_point": first.get("load_point", "users=1"),
+        "users": first.get("users"),
+        "rate": first.get("rate"),
+        "t_start": t_start,
+        "t_end": t_end,
+        "t_drain_end": None,
+        "load_cpu_percent": 20.0,
+        "peak_gpu_bytes": None,
+    }
+    values.update(extra)
+    return PointRecord(**values)
+
+
+def metrics_of(rows: list[dict[str, Any]], **point: Any) -> PointMetrics:
+    """The metrics of the one point ``rows`` make up (``point``: overrides for its record)."""
+    results = point_metrics(table_of(rows), [point_of(rows, **point)], RULES)
+    assert len(results) == 1
+    return results[0]
+
+
+def sweep_point(users: int, p90: float, valid: bool = True, **fields: Any) -> PointMetrics:
+    """A point's metrics as given (fastapi/fastapi `throughput` at ``users`` unless overridden)."""
+    values: dict[str, Any] = dict(
+        run_id="r",
+        server="fastapi",
+        client="fastapi",
+        scenario=ScenarioName.THROUGHPUT,
+        load_point=f"users={users}",
+        users=users,
+        rate=None,
+        load=float(users),
+        verdict=VALID if valid else INVALID,
+        p90_s=p90,
+    )
+    values.update(fields)
+    return PointMetrics(**values)

@@ -1,0 +1,35 @@
+"""Every number a report shows, computed from the per-request rows and nothing else.
+
+All metric logic of the project lives in this package, as pure functions over pandas
+DataFrames (the table of ``reports.schema``) and the run's ``PointRecord`` s; Locust's own
+(rounded) statistics are never used. One job per module:
+
+- ``rules``: the validity rules and verdict constants (docs/design.md §5); no pandas, so
+  the load generator's workers can import it alone;
+- ``rows``: quantities per request row (latency, its decomposition, GPU overlaps,
+  percentiles, Little's law);
+- ``points``: the metrics and VALID/INVALID verdict of each load point;
+- ``sweeps``: the knee and saturation point of each load sweep;
+- ``deploy``: the "which should I deploy?" comparison and its verdict.
+
+This file imports nothing: ``import reports.metrics.rules`` must not pull pandas.
+"""
+
+# TEMPORARY, until the lead rewires loadtests/ and scripts/ at the issue 8 merge: the names
+# they still import from ``reports.metrics``, resolved on first use from their module (so
+# ``import reports.metrics.rules`` stays light). Delete this block with that change.
+_MOVED = {
+    "ValidityRules": "rules",
+    "rules_from_mapping": "rules",
+    "point_metrics": "points",
+    "percentile": "rows",
+    "mean_in_flight": "rows",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _MOVED:
+        raise AttributeError(f"module 'reports.metrics' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"reports.metrics.{_MOVED[name]}"), name)

@@ -1,0 +1,103 @@
+"""Quantities per request row, and the statistics taken over a set of rows.
+
+Latency and where it starts, its wait / pre / gpu / post / protocol decomposition, the
+error kind, GPU-interval overlaps within one server process, sample-floored percentiles
+and Little's law over a window. Pure functions over the table of ``reports.schema``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+COMPONENTS: tuple[str, ...] = ("wait", "pre", "gpu", "post", "protocol")
+
+
+def latency_start(table: pd.DataFrame) -> pd.Series:
+    """When each request's latency starts: the schedule in open loop, the send otherwise."""
+    return table["t_scheduled"].fillna(table["t_sent"])
+
+
+def latency(table: pd.DataFrame) -> pd.Series:
+    """t_done − t_scheduled (open loop) or t_done − t_sent (closed loop), seconds."""
+    return table["t_done"] - latency_start(table)
+
+
+def decomposition(table: pd.DataFrame) -> pd.DataFrame:
+    """wait / pre / gpu / post / protocol per row (NaN where no ledger row was joined).
+
+    wait = (t_gpu_start − t_recv) − pre_s holds for every lock scope: with the FastAPI
+    GPU lock pre runs before admission, inside Gradio's queue after it, and in both
+    cases it lies between t_recv and t_gpu_start.
+    """
+    gpu = table["t_gpu_end"] - table["t_gpu_start"]
+    wait = (table["t_gpu_start"] - table["t_recv"]) - table["pre_s"]
+    parts = pd.DataFrame(
+        {"wait": wait, "pre": table["pre_s"], "gpu": gpu, "post": table["post_s"]},
+        index=table.index,
+    )
+    parts["protocol"] = latency(table) - parts.sum(axis=1, skipna=False)
+    return parts
+
+
+def error_kind(table: pd.DataFrame) -> pd.Series:
+    """'kind [status]' for each failed row: the error text before ':' and the HTTP status."""
+    kind = table["error"].fillna("").str.split(":", n=1).str[0].str.strip()
+    kind = kind.where(kind != "", "error")
+    return kind + " [" + table["status"].fillna(0).astype(int).astype(str) + "]"
+
+
+def gpu_overlaps(table: pd.DataFrame) -> pd.DataFrame:
+    """For each row: how many other requests' GPU intervals overlap its own, and the depth
+    at its start (itself included), among requests of the same server process.
+
+    Rows of one run and one server kind share a process; every row of that process counts,
+    warm-up included, because a warm-up request occupies the GPU all the same.
+    """
+    result = pd.DataFrame({"overlapping": np.nan, "depth": np.nan}, index=table.index, dtype="float64")
+    has_interval = table["t_gpu_start"].notna() & table["t_gpu_end"].notna()
+    for _, group in table[has_interval].groupby(["run_id", "server"], sort=False):
+        starts = group["t_gpu_start"].to_numpy(dtype=float)
+        ends = group["t_gpu_end"].to_numpy(dtype=float)
+        sorted_starts = np.sort(starts)
+        sorted_ends = np.sort(ends)
+        # Intervals j with start_j < end_i and end_j > start_i, minus the row itself.
+        started_before_end = np.searchsorted(sorted_starts, ends, side="left")
+        ended_before_start = np.searchsorted(sorted_ends, starts, side="right")
+        itself = (starts < ends).astype(int)
+        result.loc[group.index, "overlapping"] = started_before_end - ended_before_start - itself
+        open_at_start = np.searchsorted(sorted_starts, starts, side="right") - ended_before_start
+        result.loc[group.index, "depth"] = open_at_start
+    return result
+
+
+def percentile(values: pd.Series, q: float, min_samples: int) -> float | None:
+    """The q-quantile (0..1) where the sample has at least ``min_samples`` values, else None."""
+    clean = values.dropna()
+    if len(clean) < max(min_samples, 1):
+        return None
+    return float(np.quantile(clean.to_numpy(dtype=float), q))
+
+
+def mean_in_flight(starts: np.ndarray, ends: np.ndarray, w0: float, w1: float) -> float:
+    """Time-average number of open intervals over [w0, w1] (the L of Little's law)."""
+    if w1 <= w0:
+        return float("nan")
+    clipped = np.clip(np.minimum(ends, w1) - np.maximum(starts, w0), 0.0, None)
+    return float(clipped.sum() / (w1 - w0))
+
+
+def littles_law(starts: np.ndarray, ends: np.ndarray, w0: float, w1: float) -> tuple[float, float, float]:
+    """(L, λW, disagreement) over the window: L the mean in-flight, λ the arrival rate of
+    requests starting in the window and W their mean time in system;
+    disagreement = |L − λW| / max(L, λW)."""
+    in_window = (starts >= w0) & (starts < w1)
+    length = w1 - w0
+    l_in_flight = mean_in_flight(starts, ends, w0, w1)
+    if length <= 0 or not in_window.any():
+        return l_in_flight, float("nan"), float("nan")
+    rate = in_window.sum() / length
+    lambda_w = float(rate * np.mean(ends[in_window] - starts[in_window]))
+    scale = max(l_in_flight, lambda_w)
+    disagreement = 0.0 if scale == 0 else abs(l_in_flight - lambda_w) / scale
+    return l_in_flight, lambda_w, disagreement

@@ -1,0 +1,51 @@
+"""The validity rules a load point is judged by, and the verdict constants (docs/design.md §5).
+
+Plain dataclasses and constants, no pandas or numpy: the load generator records
+``asdict(ValidityRules())`` in run.json and sizes its scenarios with it inside every Locust
+worker, which imports this module alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from reports.schema import ScenarioName
+
+VALID = "VALID"
+INVALID = "INVALID"
+# Sweeps whose points form a load axis (knee, saturation); the others are single probes.
+SWEEP_SCENARIOS: tuple[str, ...] = (ScenarioName.THROUGHPUT, ScenarioName.OPEN_LOOP)
+# The single-stream scenario that knees and service-time inflation are judged against.
+BASELINE_SCENARIO = ScenarioName.LATENCY
+# Differences smaller than this fraction are called a tie in the deploy verdict: a few
+# percent is within run-to-run noise for HTTP benchmarks on a shared host.
+TIE_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class ValidityRules:
+    """docs/design.md §5 defaults; the load generator records ``asdict(ValidityRules())`` in run.json."""
+
+    warmup_fraction: float = 0.1  # of the point's window, cut from its start
+    warmup_requests_per_user: int = 3  # the cut is whichever of the two is longer
+    min_samples_p90: int = 64  # binomial early-stopping floors per percentile
+    min_samples_p99: int = 662
+    min_samples_p999: int = 6636
+    max_load_cpu_percent: float = 90.0
+    max_send_lag_s: float = 0.010  # open loop: p99 send lag may reach max(this, ...)
+    max_send_lag_gap_fraction: float = 0.05  # ... this fraction of the mean scheduled gap
+    # Closed loop: (max - min) / mean of the thirds' throughput. Open loop: the largest
+    # |achieved / offered - 1| over the thirds (completions vs arrivals scheduled in each).
+    max_thirds_spread: float = 0.15
+    max_littles_law_disagreement: float = 0.20  # |L - λW| / max(L, λW), each side
+    knee_factor: float = 2.0  # knee: highest VALID load with p90 <= factor x single-stream p90
+
+
+def rules_from_mapping(recorded: Mapping[str, Any] | None) -> ValidityRules:
+    """The rules a run recorded (unknown keys ignored, missing ones at their defaults)."""
+    if not recorded:
+        return ValidityRules()
+    known = {f.name for f in fields(ValidityRules)}
+    return ValidityRules(**{k: v for k, v in recorded.items() if k in known})
