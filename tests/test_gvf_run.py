@@ -310,7 +310,7 @@ def test_a_refused_server_arg_stops_the_run_with_the_servers_message(tmp_path: P
 
 
 def test_server_arg_prefixes() -> None:
-    from loadtests.orchestrate import server_args_for
+    from loadtests.targets import server_args_for
 
     args = ["gradio:--concurrency=2", "--png-level=3", "fastapi:--lock-scope=request", "--weights=C:/w"]
     assert server_args_for("gradio", args) == ["--concurrency=2", "--png-level=3", "--weights=C:/w"]
@@ -334,7 +334,7 @@ class _Ledger(BaseHTTPRequestHandler):
 
 
 def test_idle_needs_no_request_in_flight_nor_queued() -> None:
-    from loadtests.orchestrate import Target
+    from loadtests.targets import Target
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Ledger)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,4 +1,4 @@
-"""The open-loop driver keeps its schedule whatever the server does, and never drops a request."""
+"""The open-loop sender keeps its schedule whatever the server does, and never drops a request."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.clients import CallResult, make_client
-from loadtests.openloop import TIMEOUT_ERROR, OpenLoopDriver
+from loadtests.drivers.open import TIMEOUT_ERROR, ScheduledSender
 from loadtests.scenarios import poisson_schedule
 from loadtests.serverproc import get_json
 from loadtests.session import PlainSession
@@ -59,7 +59,7 @@ def _drive(url: str, scheduled: list[float], drain_end: float) -> list[tuple[Cal
         with lock:
             results.append((result, t_scheduled))
 
-    OpenLoopDriver(make_client("fastapi", small_jpeg()), PlainSession(url), sink).run(scheduled, drain_end)
+    ScheduledSender(make_client("fastapi", small_jpeg()), PlainSession(url), sink).send(scheduled, drain_end)
     return results
 
 
