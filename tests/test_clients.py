@@ -19,7 +19,7 @@ import pytest
 from loadtests.clients import CLIENTS, SERVER_FAMILY, make_client
 from loadtests.serverproc import ServerProcess, get_json
 from loadtests.session import PlainSession
-from tests.servers_fixture import sim_server, small_jpeg
+from tests.helpers.servers import sim_server, small_jpeg
 
 PAIRS = [
     (server, name) for server in ("fastapi", "gradio") for name, c in CLIENTS.items() if c.family == server
