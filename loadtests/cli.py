@@ -16,7 +16,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-SERVERS = ("gradio", "fastapi", "fastapi-naive")
 # what `python -m servers --model` accepts (the server refuses anything else with a message)
 BACKENDS = {
     "auto": "birefnet with CUDA and weights, else birefnet_native --random-weights; u2netp without CUDA",
@@ -33,16 +32,15 @@ def _csv_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from loadtests.clients import CLIENTS
+    from loadtests.clients import CLIENTS, SERVER_FAMILY
     from loadtests.scenarios import PROFILES, SCENARIOS
 
+    servers = list(SERVER_FAMILY)
     parser = argparse.ArgumentParser(prog="gvf", description="gradio.Server vs FastAPI: what each costs you.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="benchmark servers; writes DIR/<YYYYmmdd-HHMMSS>-<profile>/")
-    run.add_argument(
-        "--servers", type=_csv_list, default=list(SERVERS), help="comma list (default: all three)"
-    )
+    run.add_argument("--servers", type=_csv_list, default=servers, help="comma list (default: all three)")
     run.add_argument(
         "--clients",
         type=_csv_list,
@@ -82,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
 
     serve = commands.add_parser("serve", help="start python -m servers KIND ... in the foreground")
-    serve.add_argument("kind", choices=SERVERS)
+    serve.add_argument("kind", choices=servers)
     serve.add_argument("server_args", nargs=argparse.REMAINDER, help="flags passed to the server")
 
     commands.add_parser("report", help="build a report from run directories (see gvf report --help)")
@@ -91,25 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _has_gpu() -> bool:
-    import shutil
-    import subprocess
-
-    if not shutil.which("nvidia-smi"):
-        return False
-    try:
-        return (
-            subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=10, check=False).returncode == 0
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def _list() -> int:
-    from loadtests.clients import CLIENTS
+    from loadtests.clients import CLIENTS, SERVER_FAMILY
     from loadtests.scenarios import PROFILES, SCENARIOS
 
-    print("servers:   " + ", ".join(SERVERS))
+    print("servers:   " + ", ".join(SERVER_FAMILY))
     print("clients:")
     for name, client in CLIENTS.items():
         print(f"  {name:<14} [{client.family}] {client.description}")
@@ -124,25 +108,28 @@ def _list() -> int:
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from loadtests.clients import CLIENTS
+    from loadtests.clients import CLIENTS, SERVER_FAMILY
     from loadtests.orchestrate import RunOptions, install_signal_handlers, run
+    from loadtests.provenance import gpu_name
     from loadtests.scenarios import PROFILES, SCENARIOS
+    from loadtests.targets import UnknownServerKind, split_server_arg
 
-    profile = PROFILES[args.profile or ("full" if _has_gpu() else "quick")]
+    profile = PROFILES[args.profile or ("full" if gpu_name() is not None else "quick")]
     scenarios = args.scenarios or list(profile.default_scenarios)
     for name in scenarios:
         if name not in SCENARIOS:
             parser.error(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
     for name in args.servers:
-        if name not in SERVERS:
-            parser.error(f"unknown server {name!r}; known: {', '.join(SERVERS)}")
+        if name not in SERVER_FAMILY:
+            parser.error(f"unknown server {name!r}; known: {', '.join(SERVER_FAMILY)}")
     for name in args.clients or []:
         if name not in CLIENTS:
             parser.error(f"unknown client {name!r}; known: {', '.join(CLIENTS)}")
     for arg in args.server_arg:
-        prefix, colon, flag = arg.partition(":")
-        if colon and flag.startswith("-") and not prefix.startswith("-") and prefix not in SERVERS:
-            parser.error(f"--server-arg {arg!r}: unknown server kind {prefix!r}; known: {', '.join(SERVERS)}")
+        try:
+            split_server_arg(arg)
+        except UnknownServerKind as error:
+            parser.error(f"--server-arg {arg!r}: {error}")
     if args.workers < 0:
         parser.error("--workers must be >= 0")
     if args.budget_s is not None:
@@ -169,11 +156,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _report(argv: list[str]) -> int:
-    try:
-        from reports.build import main as report_main
-    except ImportError as error:
-        print(f"gvf report: reports.build is not available ({error})", file=sys.stderr)
-        return 2
+    from reports.build import main as report_main
+
     return int(report_main(argv) or 0)
 
 

@@ -1,13 +1,13 @@
 """Locust users that call one client and fire exactly ONE request event per logical request.
 
 The event is named after the client and carries the full :class:`CallResult` in its
-context (``context["gvf"]``): the orchestrator turns it into a table row. Locust's own
+context (``context["gvf"]``): the closed-loop driver hands it to the run's result sink. Locust's own
 response times are for its console only (it rounds them; reports never use them).
 
 Used two ways:
 
-- in the ``gvf run`` process: the orchestrator sets :attr:`GvfUser.client` and runs a
-  :class:`StepShape` on a local or master runner;
+- in the ``gvf run`` process: the closed-loop driver (:mod:`loadtests.drivers.closed`) sets
+  :attr:`GvfUser.client_under_test` and runs a :class:`StepShape` on a local or master runner;
 - as the locustfile of ``--workers`` processes (``locust -f loadtests/locustfile.py
   --worker``): the client comes from ``GVF_CLIENT`` / ``GVF_IMAGE`` / ``GVF_TIMEOUT_S``
   and each result is forwarded to the master as a ``gvf_result`` message, so the workers'
@@ -51,7 +51,7 @@ class GvfUser(User):
     """Back to back, no think time: closed-loop load is set by the number of users alone."""
 
     wait_time = constant(0)
-    client_under_test: ClassVar[Client | None] = None  # set by the orchestrator in-process
+    client_under_test: ClassVar[Client | None] = None  # set by the closed-loop driver in-process
     timeout_s: ClassVar[float] = float(os.environ.get("GVF_TIMEOUT_S", "120"))
 
     def on_start(self) -> None:
@@ -80,10 +80,10 @@ class StepShape(LoadTestShape):
 
     Locust ticks a shape about once a second, so a phase may overshoot its target by up to a
     second of requests (more samples, never fewer). ``on_phase(i)`` is called as phase ``i``
-    begins (``None`` after the last) so that the orchestrator can mark the window boundary.
+    begins (``None`` after the last) so that the driver can mark the window boundary.
     """
 
-    abstract = True  # built with its phases by the orchestrator, never picked by Locust's loader
+    abstract = True  # built with its phases by the closed-loop driver, never picked by Locust's loader
 
     def __init__(
         self,

@@ -69,7 +69,6 @@ class Recorder:
         self.table_path = run_dir / TABLE_FILE
         self.ledger_path = run_dir / LEDGER_FILE
         self._lock = threading.Lock()
-        self.rows_written = 0
         new_file = not self.table_path.exists()
         self._file = open(self.table_path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open)
         self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
@@ -84,7 +83,6 @@ class Recorder:
                 return  # a request that outlived an interrupted run: the table is final
             self._writer.writerow(record)
             self._file.flush()
-            self.rows_written += 1
 
     def save_ledger(self, server: str, ledger_rows: Iterable[Mapping[str, Any]]) -> None:
         """Append raw ledger rows (tagged with the server kind) to ``ledger.jsonl``."""

@@ -1,8 +1,8 @@
 """Scenarios, their load points, and the profiles that size them.
 
-A scenario turns into *phases*: closed-loop phases (Locust users, run by the
-``StepShape`` of :mod:`loadtests.locustfile`), bursts and open-loop schedules (run by
-:mod:`loadtests.openloop`). Every phase is one load point of the results table.
+A scenario turns into *phases*, run by the driver it names (:mod:`loadtests.drivers`):
+closed-loop phases (Locust users), bursts and open-loop schedules. Every phase is one load
+point of the results table.
 
 Sizing is by sample count, not by time: a point ends once it holds the requests its
 percentiles need under :class:`reports.metrics.ValidityRules` (warm-up cut included), or
@@ -16,7 +16,7 @@ import math
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from reports.metrics import ValidityRules
 from reports.schema import ScenarioName
@@ -27,6 +27,7 @@ SMALL_IMAGE = DATA_DIR / "scene-256.jpg"
 LARGE_IMAGE = DATA_DIR / "scene-1080p.jpg"
 
 Percentile = Literal["p50", "p90", "p99"]
+DriverKind = Literal["closed-loop", "bursts", "open-loop"]  # the keys of loadtests.drivers.DRIVERS
 
 
 def requests_for(rules: ValidityRules, percentile: Percentile, users: int) -> int:
@@ -54,6 +55,7 @@ class Phase:
 class LatencyScenario:
     """One user, back to back: the single-stream baseline every other point is compared with."""
 
+    driver: ClassVar[DriverKind] = "closed-loop"
     name: str = ScenarioName.LATENCY
     percentile: Percentile = "p90"
     max_s: float = 60.0
@@ -66,6 +68,7 @@ class LatencyScenario:
 class CollisionsScenario:
     """Bursts of K requests released together, each after the previous one has drained."""
 
+    driver: ClassVar[DriverKind] = "bursts"
     name: str = ScenarioName.COLLISIONS
     burst_sizes: tuple[int, ...] = (2, 4, 8, 16)
     percentile: Percentile = "p90"
@@ -90,6 +93,7 @@ class CollisionsScenario:
 class ThroughputScenario:
     """Closed-loop step sweep over users; each step's warm-up is cut by the reports."""
 
+    driver: ClassVar[DriverKind] = "closed-loop"
     name: str = ScenarioName.THROUGHPUT
     users: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     percentile: Percentile = "p90"
@@ -114,6 +118,7 @@ class ThroughputScenario:
 class SpikeScenario:
     """base users -> factor x saturating users -> base users, each phase its own point."""
 
+    driver: ClassVar[DriverKind] = "closed-loop"
     name: str = ScenarioName.SPIKE
     base_users: int = 1
     saturating_users: int = 4
@@ -134,6 +139,7 @@ class SpikeScenario:
 class OpenLoopScenario:
     """Seeded Poisson arrivals at fractions of the fastest single-stream rate (docs/design.md §5)."""
 
+    driver: ClassVar[DriverKind] = "open-loop"
     name: str = ScenarioName.OPEN_LOOP
     fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
     percentile: Percentile = "p90"

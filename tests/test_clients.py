@@ -19,7 +19,7 @@ import pytest
 from loadtests.clients import CLIENTS, SERVER_FAMILY, make_client
 from loadtests.serverproc import ServerProcess, get_json
 from loadtests.session import PlainSession
-from tests.servers_fixture import sim_server, small_jpeg
+from tests.helpers.servers import sim_server, small_jpeg
 
 PAIRS = [
     (server, name) for server in ("fastapi", "gradio") for name, c in CLIENTS.items() if c.family == server
@@ -216,14 +216,14 @@ def test_b64_png_size_without_decoding_the_image() -> None:
     import base64
     import os
 
-    from loadtests.clients.base import PNG_SIGNATURE, CallError, decode_b64_png
+    from loadtests.clients.base import PNG_SIGNATURE, CallError, b64_png_size
 
     for size in range(8, 40):
         data = PNG_SIGNATURE + os.urandom(size - 8)
         text = base64.b64encode(data).decode()
-        assert decode_b64_png(text, "x", 200) == size
-        assert decode_b64_png("data:image/png;base64," + text, "x", 200) == size
+        assert b64_png_size(text, "x", 200) == size
+        assert b64_png_size("data:image/png;base64," + text, "x", 200) == size
     not_png = base64.b64encode(b"GIF89a" + bytes(20)).decode()
     for bad in (None, "", "iVBORw0", "!" * 16, not_png, base64.b64encode(PNG_SIGNATURE).decode() + "A"):
         with pytest.raises(CallError, match="bad result"):
-            decode_b64_png(bad, "x", 200)
+            b64_png_size(bad, "x", 200)

@@ -8,13 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
-import pandas as pd
 import psutil
 import pytest
 
@@ -22,7 +18,7 @@ from loadtests.scenarios import PROFILES
 from reports.load import load_run
 from reports.metrics import ValidityRules, point_metrics
 from reports.schema import COLUMNS, RUN_FILE, TABLE_FILE
-from tests.servers_fixture import sim_server
+from tests.helpers.servers import sim_server
 
 GVF = [sys.executable, "-m", "loadtests.cli"]
 RUN_KEYS = {
@@ -197,61 +193,6 @@ def test_workers_rows_reach_the_table(tmp_path: Path) -> None:
     assert run.table["ok"].all() and run.table["t_recv"].notna().all()
 
 
-def test_recorder_joins_by_request_id_and_keeps_unjoined_rows(tmp_path: Path) -> None:
-    from loadtests.clients import CallResult
-    from loadtests.recorder import Recorder, make_row
-    from loadtests.scenarios import Phase
-
-    recorder = Recorder(tmp_path)
-    phase = Phase("latency", "users=1", 1)
-    for request_id in ("a", "b"):
-        result = CallResult(request_id, 1.0, 2.0, 200, True, "", 10)
-        recorder.append(
-            make_row(result, run_id="r", server="fastapi", client="fastapi", phase=phase, worker="local")
-        )
-    ledger = [{"request_id": "a", "status": 200, "t_recv": 1.1, "t_send": 1.9, "endpoint": "/segment"}]
-    assert recorder.join_ledger("fastapi", ledger) == 1
-    recorder.close()
-    run_table = load_run(tmp_path).table.set_index("request_id")
-    assert run_table.loc["a", "t_recv"] == 1.1 and run_table.loc["a", "server_status"] == 200
-    assert run_table.loc["a", "endpoint"] == "/segment"
-    assert pd.isna(run_table.loc["b", "t_recv"]) and run_table.loc["b", "ok"]
-
-
-@pytest.mark.parametrize("cut", ["short", "long"])
-def test_recorder_join_drops_a_line_cut_by_a_crash(tmp_path: Path, cut: str) -> None:
-    from loadtests.clients import CallResult
-    from loadtests.recorder import Recorder, make_row
-    from loadtests.scenarios import Phase
-
-    phase = Phase("latency", "users=1", 1)
-
-    def row(request_id: str) -> object:
-        result = CallResult(request_id, 1.0, 2.0, 200, True, "", 10)
-        return make_row(result, run_id="r", server="fastapi", client="fastapi", phase=phase, worker="local")
-
-    recorder = Recorder(tmp_path)
-    for request_id in ("a", "b"):
-        recorder.append(row(request_id))  # type: ignore[arg-type]
-    recorder.close()
-    table = tmp_path / TABLE_FILE
-    full_line = table.read_text().splitlines()[-1]
-    with open(table, "a", encoding="utf-8") as out:  # an earlier process died mid-line
-        out.write(full_line.replace(",b,", ",cut,")[: len(full_line) // 2])
-    recorder = Recorder(tmp_path)
-    if cut == "long":  # a later process appended its row to the cut line
-        recorder.append(row("c"))  # type: ignore[arg-type]
-    else:
-        with open(table, "a", encoding="utf-8") as out:
-            out.write("\n")  # the cut line is short: fewer cells than columns
-    recorder.join_ledger("fastapi", [{"request_id": "a", "status": 200, "t_recv": 1.1}])
-    recorder.close()
-    run = load_run(tmp_path)
-    assert not any("half-written" in reason for reason in run.partial_reasons)
-    assert list(run.table["request_id"]) == ["a", "b"]
-    assert run.table.set_index("request_id").loc["a", "t_recv"] == 1.1
-
-
 def test_server_args_by_kind_and_added_latency(tmp_path: Path) -> None:
     done = _gvf(
         "run",
@@ -307,48 +248,3 @@ def test_a_refused_server_arg_stops_the_run_with_the_servers_message(tmp_path: P
     assert set(run.meta["servers"]) == {"fastapi-naive"}  # no later server was started
     unknown = _gvf("run", "--server-arg=fastapi-nave:--concurrency=2", "--out", str(tmp_path))
     assert unknown.returncode == 2 and "unknown server kind 'fastapi-nave'" in unknown.stderr
-
-
-def test_server_arg_prefixes() -> None:
-    from loadtests.orchestrate import server_args_for
-
-    args = ["gradio:--concurrency=2", "--png-level=3", "fastapi:--lock-scope=request", "--weights=C:/w"]
-    assert server_args_for("gradio", args) == ["--concurrency=2", "--png-level=3", "--weights=C:/w"]
-    assert server_args_for("fastapi", args) == ["--png-level=3", "--lock-scope=request", "--weights=C:/w"]
-    assert server_args_for("fastapi-naive", args) == ["--png-level=3", "--weights=C:/w"]
-
-
-class _Ledger(BaseHTTPRequestHandler):
-    answer: ClassVar[dict[str, int]] = {}
-
-    def do_GET(self) -> None:
-        body = json.dumps({"requests": [], **self.answer}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
-def test_idle_needs_no_request_in_flight_nor_queued() -> None:
-    from loadtests.orchestrate import Target
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ledger)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    # a server we started (process not None: it has a ledger)
-    target = Target("gradio", f"http://127.0.0.1:{server.server_address[1]}", object(), "gradio")  # type: ignore[arg-type]
-    try:
-        for answer, idle in [
-            ({"in_flight": 0, "queued": 2}, False),  # events waiting in Gradio's queue
-            ({"in_flight": 1, "queued": 0}, False),
-            ({"in_flight": 0, "queued": 0}, True),
-            ({"in_flight": 0}, True),  # an older server without "queued"
-        ]:
-            _Ledger.answer = answer
-            assert target.idle() is idle, answer
-    finally:
-        server.shutdown()
-        server.server_close()

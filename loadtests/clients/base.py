@@ -34,7 +34,7 @@ class CallResult:
 
 
 @dataclass
-class Outcome:
+class ExchangeResult:
     """What a protocol exchange produced (the timing is added by :meth:`Client.call`)."""
 
     status: int
@@ -69,7 +69,7 @@ class Client(ABC):
         """One-off discovery before the first call (e.g. Gradio's fn_index); may raise."""
 
     @abstractmethod
-    def exchange(self, session: Session, request_id: str, deadline: float) -> Outcome:
+    def exchange(self, session: Session, request_id: str, deadline: float) -> ExchangeResult:
         """The HTTP calls of one logical request; raises on any failure."""
 
     def call(self, session: Session, request_id: str, deadline: float) -> CallResult:
@@ -110,7 +110,7 @@ def png_size(data: bytes, what: str, status: int) -> int:
     return len(data)
 
 
-def decode_b64_png(text: object, what: str, status: int) -> int:
+def b64_png_size(text: object, what: str, status: int) -> int:
     """Size of a base64 PNG (optionally a data: URL) without decoding it: only its first 12
     characters (9 bytes, the 8-byte signature included) are decoded; the size follows from the
     length. Decoding the whole image would put its CPU time into the measured latency and the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from loadtests.clients.base import Client, Outcome, decode_b64_png, expect_status, png_size
+from loadtests.clients.base import Client, ExchangeResult, b64_png_size, expect_status, png_size
 from loadtests.session import Session
 
 
@@ -13,7 +13,7 @@ class FastapiRaw(Client):
     family = "fastapi"
     description = "POST /segment with the raw image body -> PNG body (1 HTTP call)"
 
-    def exchange(self, session: Session, request_id: str, deadline: float) -> Outcome:
+    def exchange(self, session: Session, request_id: str, deadline: float) -> ExchangeResult:
         response = session.request(
             "POST",
             "/segment",
@@ -22,7 +22,7 @@ class FastapiRaw(Client):
             deadline=deadline,
         )
         expect_status(response, "/segment")
-        return Outcome(response.status, png_size(response.body, "/segment body", response.status))
+        return ExchangeResult(response.status, png_size(response.body, "/segment body", response.status))
 
 
 class FastapiB64(Client):
@@ -34,7 +34,7 @@ class FastapiB64(Client):
         super().__init__(image, content_type)
         self.body = json.dumps({"image": self.image_b64}).encode()
 
-    def exchange(self, session: Session, request_id: str, deadline: float) -> Outcome:
+    def exchange(self, session: Session, request_id: str, deadline: float) -> ExchangeResult:
         response = session.request(
             "POST",
             "/segment_b64",
@@ -44,4 +44,4 @@ class FastapiB64(Client):
         )
         expect_status(response, "/segment_b64")
         result = json.loads(response.body).get("image")
-        return Outcome(response.status, decode_b64_png(result, "/segment_b64 image", response.status))
+        return ExchangeResult(response.status, b64_png_size(result, "/segment_b64 image", response.status))

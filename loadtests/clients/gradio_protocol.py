@@ -12,7 +12,7 @@ from typing import Any
 
 from urllib3 import encode_multipart_formdata
 
-from loadtests.clients.base import CallError, Client, Outcome, decode_b64_png, expect_status, png_size
+from loadtests.clients.base import CallError, Client, ExchangeResult, b64_png_size, expect_status, png_size
 from loadtests.session import Session, Stream
 
 API = "/gradio_api"
@@ -72,7 +72,7 @@ class GradioFile(Client):
         "(4 HTTP calls; the reference demo's path)"
     )
 
-    def exchange(self, session: Session, request_id: str, deadline: float) -> Outcome:
+    def exchange(self, session: Session, request_id: str, deadline: float) -> ExchangeResult:
         body, content_type = encode_multipart_formdata({"files": ("image", self.image, self.content_type)})
         upload = session.request(
             "POST", f"{API}/upload", body=body, headers={"Content-Type": content_type}, deadline=deadline
@@ -86,7 +86,7 @@ class GradioFile(Client):
         url = result.get("url") or f"{API}/file={result['path']}"
         download = session.request("GET", url, deadline=deadline)
         expect_status(download, "file download")
-        return Outcome(download.status, png_size(download.body, "downloaded file", download.status))
+        return ExchangeResult(download.status, png_size(download.body, "downloaded file", download.status))
 
 
 class GradioB64(Client):
@@ -94,9 +94,9 @@ class GradioB64(Client):
     family = "gradio"
     description = "/call/segment_b64 with a base64 string -> SSE until complete (2 HTTP calls)"
 
-    def exchange(self, session: Session, request_id: str, deadline: float) -> Outcome:
+    def exchange(self, session: Session, request_id: str, deadline: float) -> ExchangeResult:
         result = _call(session, "segment_b64", [self.image_b64], request_id, deadline)[0]
-        return Outcome(200, decode_b64_png(result, "segment_b64 output", 200))
+        return ExchangeResult(200, b64_png_size(result, "segment_b64 output", 200))
 
 
 class GradioQueue(Client):
@@ -118,7 +118,7 @@ class GradioQueue(Client):
                 return
         raise CallError("bad config", "no dependency with api_name segment_b64 in /config")
 
-    def exchange(self, session: Session, request_id: str, deadline: float) -> Outcome:
+    def exchange(self, session: Session, request_id: str, deadline: float) -> ExchangeResult:
         if self.fn_index is None:
             self.prepare(session, deadline)
         # one session hash per logical request: its SSE stream then carries only this event
@@ -145,7 +145,7 @@ class GradioQueue(Client):
                     if not message.get("success"):
                         raise CallError("gradio error", str(message.get("output"))[:300], 200)
                     output = message["output"]["data"][0]
-                    return Outcome(200, decode_b64_png(output, "queue output", 200), rank, eta)
+                    return ExchangeResult(200, b64_png_size(output, "queue output", 200), rank, eta)
                 elif kind == "unexpected_error":
                     raise CallError("gradio error", str(message.get("message"))[:300], 200)
         raise CallError("gradio error", "queue stream ended before process_completed", 200)

@@ -1,4 +1,5 @@
-"""Helpers for the load-generator tests: small images and module-scoped servers on ``sim``."""
+"""Servers and images for the load-generator tests: small JPEGs and servers on ``sim``, each in
+its own process group, stopped when the block ends."""
 
 from __future__ import annotations
 

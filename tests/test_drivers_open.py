@@ -1,11 +1,16 @@
-"""The open-loop driver keeps its schedule whatever the server does, and never drops a request."""
+"""The open-loop and burst drivers: the sender keeps its schedule whatever the server does and
+never drops a request; through the driver contract, every result reaches the sink with its
+phase and scheduled time, and each point is measured once."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import statistics
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,11 +18,14 @@ from pathlib import Path
 import pytest
 
 from loadtests.clients import CallResult, make_client
-from loadtests.openloop import TIMEOUT_ERROR, OpenLoopDriver
-from loadtests.scenarios import poisson_schedule
+from loadtests.drivers.open import TIMEOUT_ERROR, ScheduledSender, run_bursts, run_open_loop
+from loadtests.scenarios import CollisionsScenario, OpenLoopScenario, point_seed, poisson_schedule
 from loadtests.serverproc import get_json
 from loadtests.session import PlainSession
-from tests.servers_fixture import sim_server, small_jpeg
+from reports.metrics import ValidityRules
+from reports.schema import RUN_FILE
+from tests.helpers.points import CollectingSink, driver_input, point_scope
+from tests.helpers.servers import sim_server, small_jpeg
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
@@ -59,15 +67,8 @@ def _drive(url: str, scheduled: list[float], drain_end: float) -> list[tuple[Cal
         with lock:
             results.append((result, t_scheduled))
 
-    OpenLoopDriver(make_client("fastapi", small_jpeg()), PlainSession(url), sink).run(scheduled, drain_end)
+    ScheduledSender(make_client("fastapi", small_jpeg()), PlainSession(url), sink).send(scheduled, drain_end)
     return results
-
-
-def test_poisson_schedule_is_seeded_and_at_rate() -> None:
-    first = poisson_schedule(50.0, 20.0, seed=3)
-    assert first == poisson_schedule(50.0, 20.0, seed=3) != poisson_schedule(50.0, 20.0, seed=4)
-    assert first == sorted(first) and first[0] > 0 and first[-1] < 20.0
-    assert 900 < len(first) < 1100
 
 
 def test_sends_are_not_delayed_by_slow_responses(slow_server: ThreadingHTTPServer) -> None:
@@ -114,3 +115,51 @@ def test_schedule_kept_at_20_per_second_on_sim(tmp_path: Path) -> None:
             assert earlier.t_sent < later.t_sent
     # the server saw each request after it was sent
     assert all(r.t_sent <= ledger[r.request_id]["t_recv"] <= r.t_done for r, _ in results)
+
+
+# --- the drivers through their contract, against a real server
+
+
+def test_open_loop_driver_sends_the_seeded_schedule(tmp_path: Path) -> None:
+    scenario = OpenLoopScenario(fractions=(0.5, 1.0), percentile="p50", max_s=1.0, drain_factor=1.0)
+    phases = scenario.phases(ValidityRules(), fastest_rate=20.0)
+    sink = CollectingSink()
+    idle_waits: list[float] = []
+    with sim_server("fastapi", tmp_path) as server:
+        scope = point_scope(server, tmp_path)
+        job = driver_input(
+            scope, phases, sink, open_loop=scenario, seed=7, wait_idle=lambda: idle_waits.append(time.time())
+        )
+        output = run_open_loop(job)
+    assert [point.load_point for point in output.points] == [phase.label for phase in phases]
+    assert len(idle_waits) == len(phases)  # the server is let go idle after each point
+    for index, (phase, point) in enumerate(zip(phases, output.points, strict=True)):
+        window = scenario.window_s(phase)
+        expected = poisson_schedule(phase.rate or 0.0, window, point_seed(7, index))
+        received = sink.of(phase)
+        offsets = sorted((r.t_scheduled or 0.0) - point.t_start for r in received)
+        assert offsets == pytest.approx(expected, abs=1e-6)
+        assert all(r.result.ok and r.worker == "local" for r in received)
+        assert point.t_end == pytest.approx(point.t_start + window)
+        assert point.t_drain_end == pytest.approx(point.t_start + 2 * window)
+        assert point.note == f"{len(expected)} sent, {len(expected)} returned, 0 timed out"
+    assert len(json.loads((tmp_path / RUN_FILE).read_text())["points"]) == len(phases)
+
+
+def test_burst_driver_releases_bursts_and_skips_what_the_budget_refuses(tmp_path: Path) -> None:
+    phases = CollisionsScenario(burst_sizes=(2, 3, 4), requests=6).phases(ValidityRules())
+    sink = CollectingSink()
+    with sim_server("fastapi", tmp_path) as server:
+        scope = point_scope(server, tmp_path)
+        job = driver_input(scope, phases, sink, fit=lambda phase: None if phase.users == 3 else phase)
+        output = run_bursts(job)
+    assert [point.load_point for point in output.points] == ["burst=2", "burst=4"]
+    assert not sink.of(phases[1])
+    for phase, point in zip([phases[0], phases[2]], output.points, strict=True):
+        received = sink.of(phase)
+        size = phase.users or 0
+        assert len(received) == math.ceil(6 / size) * size and all(r.result.ok for r in received)
+        bursts = Counter(r.t_scheduled for r in received)
+        assert set(bursts.values()) == {size}  # each burst: `size` requests released at one instant
+        assert point.note == f"{len(received)} requests"
+        assert all(point.t_start <= (r.t_scheduled or 0.0) <= point.t_end for r in received)

@@ -1,0 +1,81 @@
+"""One load point's measurement, the same whichever driver runs it (closed loop, bursts, open
+loop): at its start the server's ledger is reset (the rows it clears are kept), the load
+processes' CPU meter started and the point announced; at its end the ledger is pulled (rows,
+peak memory, drops) and the point's :class:`PointRecord` written to run.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loadtests.cpumeter import CpuMeter
+from loadtests.progress import Progress
+from loadtests.provenance import RunRecord
+from loadtests.recorder import Recorder
+from loadtests.scenarios import Phase
+from loadtests.targets import Target
+from reports.schema import PointRecord
+
+
+@dataclass(frozen=True)
+class PointScope:
+    """Where the points of one (server, client) pair are measured and recorded."""
+
+    target: Target
+    client: str
+    recorder: Recorder
+    run_record: RunRecord
+    progress: Progress
+
+
+class PointMeasurement:
+    """A point being measured: begun by :func:`measure_point`, ended by :meth:`finish`."""
+
+    def __init__(self, scope: PointScope, phase: Phase, meter: CpuMeter) -> None:
+        self.scope = scope
+        self.phase = phase
+        self._meter = meter
+
+    def live(self, text: str) -> None:
+        """The point's progress on the live status line (a terminal only)."""
+        self.scope.progress.live(
+            f"{self.scope.target.label} / {self.scope.client} / {self.phase.label}: {text}"
+        )
+
+    def finish(self, t_start: float, t_end: float, t_drain_end: float | None, note: str) -> PointRecord:
+        """Close the point over its window [t_start, t_end] (open loop: and its drain) and record it."""
+        scope = self.scope
+        ledger = scope.target.pull_ledger(scope.recorder)
+        point = PointRecord(
+            server=scope.target.label,
+            client=scope.client,
+            scenario=self.phase.scenario,
+            load_point=self.phase.label,
+            users=self.phase.users,
+            rate=self.phase.rate,
+            t_start=t_start,
+            t_end=t_end,
+            t_drain_end=t_drain_end,
+            load_cpu_percent=self._meter.stop(),
+            peak_gpu_bytes=ledger.get("peak_gpu_bytes"),
+            dropped=int(ledger.get("dropped") or 0),
+            note=note,
+        )
+        scope.run_record.add_point(point)
+        scope.progress.event(
+            f"    done {point.server} / {point.client} / {point.scenario} {point.load_point}: {note}"
+        )
+        return point
+
+
+def measure_point(
+    scope: PointScope, phase: Phase, plan: str, load_pids: Callable[[], list[int]]
+) -> PointMeasurement:
+    """Begin measuring ``phase``: reset the ledger, start the CPU meter over ``load_pids()``
+    (the processes sending the load) and print the point with its ``plan``."""
+    scope.target.reset_ledger(scope.recorder)
+    meter = CpuMeter(load_pids)
+    meter.start()
+    scope.progress.event(f"  {scope.target.label} / {scope.client} / {phase.scenario} {phase.label}: {plan}")
+    return PointMeasurement(scope, phase, meter)
