@@ -12,24 +12,5 @@ DataFrames (the table of ``reports.schema``) and the run's ``PointRecord`` s; Lo
 - ``sweeps``: the knee and saturation point of each load sweep;
 - ``deploy``: the "which should I deploy?" comparison and its verdict.
 
-This file imports nothing: ``import reports.metrics.rules`` must not pull pandas.
+This file stays free of imports: ``import reports.metrics.rules`` must not pull pandas.
 """
-
-# TEMPORARY, until the lead rewires loadtests/ and scripts/ at the issue 8 merge: the names
-# they still import from ``reports.metrics``, resolved on first use from their module (so
-# ``import reports.metrics.rules`` stays light). Delete this block with that change.
-_MOVED = {
-    "ValidityRules": "rules",
-    "rules_from_mapping": "rules",
-    "point_metrics": "points",
-    "percentile": "rows",
-    "mean_in_flight": "rows",
-}
-
-
-def __getattr__(name: str) -> object:
-    if name not in _MOVED:
-        raise AttributeError(f"module 'reports.metrics' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"reports.metrics.{_MOVED[name]}"), name)
