@@ -47,7 +47,8 @@ from loadtests.targets import (
     server_args_for,
 )
 from reports.load import read_table
-from reports.metrics import ValidityRules, point_metrics, rules_from_mapping
+from reports.metrics.points import point_metrics
+from reports.metrics.rules import ValidityRules, rules_from_mapping
 from reports.schema import RUN_FILE, PointRecord, ScenarioName
 
 _POLL_S = 0.1
@@ -395,7 +396,7 @@ class BenchmarkRun:
         """The single-stream rate of (server, client), which sizes open-loop rates and budgets.
 
         It is 1 / the median latency (p50) of the latency point's measured rows, the warm-up
-        cut as the reports make it (reports.metrics): the rate one request at a time sustains.
+        cut as the reports make it (reports.metrics.points): the rate one request at a time sustains.
         Not the point's measured throughput: with the few measured requests of the smoke
         profile, counting completions inside a window is quantised by the window's edges."""
         table, _truncated = read_table(self.recorder.table_path)

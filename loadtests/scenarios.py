@@ -5,7 +5,7 @@ closed-loop phases (Locust users), bursts and open-loop schedules. Every phase i
 point of the results table.
 
 Sizing is by sample count, not by time: a point ends once it holds the requests its
-percentiles need under :class:`reports.metrics.ValidityRules` (warm-up cut included), or
+percentiles need under :class:`reports.metrics.rules.ValidityRules` (warm-up cut included), or
 when its time box runs out. The open-loop rates are fractions of the fastest server's
 single-stream rate, measured by the ``latency`` scenario of the same run (docs/design.md §5).
 """
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from reports.metrics import ValidityRules
+from reports.metrics.rules import ValidityRules
 from reports.schema import ScenarioName
 
 SCENARIOS: tuple[str, ...] = tuple(ScenarioName)

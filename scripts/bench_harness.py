@@ -33,7 +33,7 @@ from loadtests.scenarios import SMALL_IMAGE, LatencyScenario, Profile, Throughpu
 from loadtests.serverproc import get_json, start_server
 from loadtests.session import PlainSession
 from reports.load import load_run
-from reports.metrics import percentile
+from reports.metrics.rows import percentile
 from reports.schema import ScenarioName
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 from loadtests.clients import make_client
 from loadtests.serverproc import start_server
 from loadtests.session import PlainSession
-from reports.metrics import mean_in_flight, percentile
+from reports.metrics.rows import mean_in_flight, percentile
 from servers.core.backends.sim import SimBackend
 from servers.core.imaging import sample_png
 from servers.core.segmenter import Segmenter

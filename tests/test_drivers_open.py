@@ -22,7 +22,7 @@ from loadtests.drivers.open import TIMEOUT_ERROR, ScheduledSender, run_bursts, r
 from loadtests.scenarios import CollisionsScenario, OpenLoopScenario, point_seed, poisson_schedule
 from loadtests.serverproc import get_json
 from loadtests.session import PlainSession
-from reports.metrics import ValidityRules
+from reports.metrics.rules import ValidityRules
 from reports.schema import RUN_FILE
 from tests.helpers.points import CollectingSink, driver_input, point_scope
 from tests.helpers.servers import sim_server, small_jpeg

@@ -16,7 +16,8 @@ import pytest
 
 from loadtests.scenarios import PROFILES
 from reports.load import load_run
-from reports.metrics import ValidityRules, point_metrics
+from reports.metrics.points import point_metrics
+from reports.metrics.rules import ValidityRules
 from reports.schema import COLUMNS, RUN_FILE, TABLE_FILE
 from tests.helpers.servers import sim_server
 
@@ -218,7 +219,7 @@ def test_server_args_by_kind_and_added_latency(tmp_path: Path) -> None:
     # the latency pass that open-loop needs is recorded as added, with its parameters
     assert [entry["name"] for entry in run.meta["added_scenarios"]] == ["latency"]
     assert run.meta["skipped"] == [] and set(run.meta["scenarios"]) == {"latency", "open-loop"}
-    # the single-stream rate: 1 / p50 of the latency point's measured rows (reports.metrics)
+    # the single-stream rate: 1 / p50 of the latency point's measured rows (reports.metrics.points)
     rules = ValidityRules()
     for result in point_metrics(run.table, run.points, rules):
         if result.scenario == "latency":

@@ -19,7 +19,7 @@ from loadtests.scenarios import (
     poisson_schedule,
     requests_for,
 )
-from reports.metrics import ValidityRules
+from reports.metrics.rules import ValidityRules
 
 RULES = ValidityRules()
 
