@@ -73,6 +73,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-side", type=int, default=4096, help="largest accepted width or height, pixels")
     p.add_argument("--max-mb", type=float, default=25.0, help="largest accepted image file, MB")
+    p.add_argument(
+        "--mcp",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve the MCP tool remove_background (gradio: /gradio_api/mcp/, fastapi: /mcp); default on",
+    )
     # kind- and model-specific: default None so that an explicit use can be refused
     p.add_argument("--concurrency", type=int, default=None, help="gradio, fastapi (default 1)")
     p.add_argument(
@@ -159,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         f" | max queue {'unbounded' if settings['max_queue'] is None else settings['max_queue']}"
         f" | torch threads {torch_threads or 'n/a'}"
         f" | output {args.output}, png level {args.png_level}"
+        f" | MCP {'on' if args.mcp else 'off'}"
     )
     health = HealthState(
         info={
@@ -188,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=settings["concurrency"],
             max_queue=settings["max_queue"],
             temp_dir=temp_dir,
+            mcp=args.mcp,
         )
         return 0
 
@@ -201,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=concurrency,
         lock_scope=settings["lock_scope"],
         max_queue=settings["max_queue"],
+        mcp_host=args.host if args.mcp else None,
     )
     health.ready = True
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
