@@ -33,6 +33,7 @@ from servers.http_common import (
     RequestIdMiddleware,
     add_common_routes,
 )
+from servers.page import add_page_route
 
 RAW_TYPES = ("image/", "application/octet-stream")
 RETRY_AFTER_S = 1
@@ -111,6 +112,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware, stamps=stamps, stamp_paths=("/segment",))
     admission = NoAdmission() if concurrency is None else Admission(concurrency, max_queue)
     add_common_routes(app, service.ledger, health, queued=lambda: admission.waiting)
+    add_page_route(app)
 
     async def run_gpu(fn: Callable[..., object], *args: object) -> object:
         # the GPU stage gets threads of its own: holding the semaphore while waiting behind decode

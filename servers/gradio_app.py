@@ -36,6 +36,7 @@ from servers.http_common import (
     add_common_routes,
 )
 from servers.mcp_tools import McpArrivals
+from servers.page import add_page_route
 
 T = TypeVar("T")
 CONCURRENCY_ID = "gpu"
@@ -103,6 +104,7 @@ def serve(
     # events waiting in Gradio's queue (its __len__ counts those not yet started); the routes
     # answer only after launch, when the queue exists
     add_common_routes(app, service.ledger, health, queued=lambda: len(app.get_blocks()._queue))
+    add_page_route(app)  # before launch(), so it precedes Gradio's own "/"
 
     def run_core(
         endpoint: str, request: gr.Request, read_input: Callable[[], bytes], deliver: Callable[[bytes], T]

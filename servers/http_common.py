@@ -115,9 +115,13 @@ def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState, queued:
         return JSONResponse({"status": "ok", **health.info})
 
     @app.get("/ledger")
-    def get_ledger() -> JSONResponse:
+    def get_ledger(request_id: str | None = None) -> JSONResponse:
+        """``?request_id=`` keeps only that request's rows (the page shows its own timings)."""
+        snapshot = ledger.snapshot()
+        if request_id is not None:
+            snapshot["requests"] = [row for row in snapshot["requests"] if row["request_id"] == request_id]
         # the model travels with the rows: a ledger never reads as real-GPU evidence by accident
-        return JSONResponse({**ledger.snapshot(), "queued": queued(), "model": health.info.get("model")})
+        return JSONResponse({**snapshot, "queued": queued(), "model": health.info.get("model")})
 
     @app.post("/ledger/reset")
     def reset_ledger() -> JSONResponse:
