@@ -137,12 +137,23 @@ def assert_text_behind_subject(exported: Path, original: Path, alpha: np.ndarray
     assert np.array_equal(composite[subject], source[subject]), "the subject is not on top, unchanged"
 
 
-@pytest.mark.parametrize("kind", ["gradio", "fastapi"])
-def test_page_composites_text_behind_the_subject_on_sim(
-    browser: Browser, server_factory: StartServer, scene_png: Path, tmp_path: Path, kind: str
+MODEL_ARGS = {"sim": ("--sim-ms", "20"), "u2netp": ("--torch-threads", "1")}
+
+
+@pytest.mark.parametrize(
+    ("kind", "model"),
+    [
+        ("gradio", "sim"),
+        ("fastapi", "sim"),
+        pytest.param("gradio", "u2netp", marks=pytest.mark.slow),
+        pytest.param("fastapi", "u2netp", marks=pytest.mark.slow),
+    ],
+)
+def test_page_composites_text_behind_the_subject(
+    browser: Browser, server_factory: StartServer, scene_png: Path, tmp_path: Path, kind: str, model: str
 ) -> None:
-    server = server_factory(kind, "--model", "sim", "--sim-ms", "20")
-    exported = compose_in_browser(browser, server, scene_png, tmp_path, f"{kind}-sim")
+    server = server_factory(kind, "--model", model, *MODEL_ARGS[model])
+    exported = compose_in_browser(browser, server, scene_png, tmp_path, f"{kind}-{model}")
     assert_text_behind_subject(exported, scene_png, server_alpha(server, scene_png.read_bytes()))
 
 
@@ -151,14 +162,4 @@ def test_page_builds_the_subject_from_a_mask(
 ) -> None:
     server = server_factory("gradio", "--model", "sim", "--sim-ms", "20", "--output", "mask")
     exported = compose_in_browser(browser, server, scene_png, tmp_path, "gradio-sim-mask")
-    assert_text_behind_subject(exported, scene_png, server_alpha(server, scene_png.read_bytes()))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["gradio", "fastapi"])
-def test_page_composites_text_behind_the_subject_on_u2netp(
-    browser: Browser, server_factory: StartServer, scene_png: Path, tmp_path: Path, kind: str
-) -> None:
-    server = server_factory(kind, "--model", "u2netp", "--torch-threads", "1")
-    exported = compose_in_browser(browser, server, scene_png, tmp_path, f"{kind}-u2netp")
     assert_text_behind_subject(exported, scene_png, server_alpha(server, scene_png.read_bytes()))
