@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,12 @@ def refuse_meaningless(args: argparse.Namespace, model: str, why_model: str) -> 
     return errors
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    wrap_gpu: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+) -> int:
+    """``wrap_gpu`` wraps the backend's model call, e.g. in ``@spaces.GPU`` (the exported Space)."""
     p = parser()
     args = p.parse_args(argv)
     explicit = {name: getattr(args, name) for name in DEFAULTS}
@@ -144,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(torch_threads)
 
     backend = build_backend(model, options)
+    if wrap_gpu is not None:
+        backend.infer = wrap_gpu(backend.infer)  # type: ignore[method-assign]
     limits = imaging.ImageLimits(max_bytes=int(args.max_mb * 1_000_000), max_side=args.max_side)
     segmenter = Segmenter(backend, args.output, args.png_level, limits)
     segmenter.segment(imaging.sample_png())  # the first call pays for lazy init; no request should
