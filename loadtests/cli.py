@@ -5,6 +5,7 @@
 - ``gvf serve``   start one server in the foreground (``python -m servers KIND ...``)
 - ``gvf report``  build a report from run directories (reports.build)
 - ``gvf list``    servers, clients, scenarios, profiles, model backends
+- ``gvf export-space DIR``  a ready-to-push Hugging Face Space of the gradio server
 """
 
 from __future__ import annotations
@@ -86,7 +87,47 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("report", help="build a report from run directories (see gvf report --help)")
 
     commands.add_parser("list", help="servers, clients, scenarios, profiles, backends")
+    _add_export_space(commands)
     return parser
+
+
+def _add_export_space(commands: argparse._SubParsersAction) -> None:
+    from loadtests.space_export import DEFAULT_GPU_DURATION_S
+
+    export = commands.add_parser(
+        "export-space", help="write a ready-to-push Hugging Face Space of the gradio server into DIR"
+    )
+    export.add_argument("dir", type=Path)
+    export.add_argument("--model", choices=list(BACKENDS), default="auto", help="the Space's --model")
+    export.add_argument(
+        "--gpu-duration",
+        type=int,
+        default=DEFAULT_GPU_DURATION_S,
+        help=f"@spaces.GPU(duration=...) of the model call, seconds (default {DEFAULT_GPU_DURATION_S})",
+    )
+    export.add_argument(
+        "--server-arg", action="append", default=[], help="extra flag for the Space's server (repeat)"
+    )
+    export.add_argument("--force", action="store_true", help="write into a folder that has files")
+
+
+def _export_space(args: argparse.Namespace) -> int:
+    from loadtests.space_export import ExportError, export_space
+
+    server_args = ["--model", args.model, *args.server_arg]
+    try:
+        written = export_space(
+            args.dir, server_args=server_args, gpu_duration_s=args.gpu_duration, force=args.force
+        )
+    except ExportError as error:
+        print(f"gvf export-space: {error}", file=sys.stderr)
+        return 2
+    print(f"Space written to {args.dir}: " + ", ".join(path.name for path in written))
+    print(
+        f"push it: create a Gradio Space, then: cd {args.dir} && git init -b main && git add . && "
+        "git commit -m 'gvf export-space' && git push --force https://huggingface.co/spaces/OWNER/NAME main"
+    )
+    return 0
 
 
 def _list() -> int:
@@ -173,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     if args.command == "list":
         return _list()
+    if args.command == "export-space":
+        return _export_space(args)
     if args.command == "serve":
         server_args = [a for a in args.server_args if a != "--"]
         # exec: the server gets the terminal's signals directly, and its exit code is ours

@@ -115,8 +115,23 @@ def start_server(
     command = [sys.executable, "-m", "servers", kind, "--host", host, "--port", str(port), *args]
     if log_path is None:
         log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"gvf-{kind}-{port}.log"
+    return launch(
+        kind, command, f"http://{host}:{port}", log_path, {**os.environ, **(env or {})}, ready_timeout_s
+    )
+
+
+def launch(
+    kind: str,
+    command: list[str],
+    url: str,
+    log_path: Path,
+    env: dict[str, str],
+    ready_timeout_s: float = 180.0,
+    cwd: Path | None = None,
+) -> ServerProcess:
+    """Run ``command`` (a server that will answer ``URL/healthz``) in its own process group, with
+    exactly ``env``, and poll until it is healthy; see :func:`start_server`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log_path, "wb") as log_file:
         popen = subprocess.Popen(
             command,
@@ -124,11 +139,12 @@ def start_server(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # own session => own process group, killed as one
-            env=child_env,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            cwd=cwd,
         )
-    server = ServerProcess(kind, f"http://{host}:{port}", command, log_path, popen)
+    server = ServerProcess(kind, url, command, log_path, popen)
     deadline = time.monotonic() + ready_timeout_s
-    delay_s = 0.05
+    delay_s = 0.02
     while True:
         if not server.alive:
             tail = server.log_tail()
@@ -146,4 +162,5 @@ def start_server(
             server.stop()
             raise ServerStartError(f"{kind} not ready after {ready_timeout_s:.0f} s:\n{tail}")
         time.sleep(delay_s)
-        delay_s = min(delay_s * 1.5, 0.5)
+        # short polls: the time to healthy is itself a measured figure (scripts/footprint.py)
+        delay_s = min(delay_s * 1.5, 0.1)

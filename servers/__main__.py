@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-side", type=int, default=4096, help="largest accepted width or height, pixels")
     p.add_argument("--max-mb", type=float, default=25.0, help="largest accepted image file, MB")
+    p.add_argument(
+        "--mcp",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve the MCP tool remove_background (gradio: /gradio_api/mcp/, fastapi: /mcp); default on",
+    )
     # kind- and model-specific: default None so that an explicit use can be refused
     p.add_argument("--concurrency", type=int, default=None, help="gradio, fastapi (default 1)")
     p.add_argument(
@@ -108,7 +115,12 @@ def refuse_meaningless(args: argparse.Namespace, model: str, why_model: str) -> 
     return errors
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    wrap_gpu: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+) -> int:
+    """``wrap_gpu`` wraps the backend's model call, e.g. in ``@spaces.GPU`` (the exported Space)."""
     p = parser()
     args = p.parse_args(argv)
     explicit = {name: getattr(args, name) for name in DEFAULTS}
@@ -138,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(torch_threads)
 
     backend = build_backend(model, options)
+    if wrap_gpu is not None:
+        backend.infer = wrap_gpu(backend.infer)  # type: ignore[method-assign]
     limits = imaging.ImageLimits(max_bytes=int(args.max_mb * 1_000_000), max_side=args.max_side)
     segmenter = Segmenter(backend, args.output, args.png_level, limits)
     segmenter.segment(imaging.sample_png())  # the first call pays for lazy init; no request should
@@ -159,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         f" | max queue {'unbounded' if settings['max_queue'] is None else settings['max_queue']}"
         f" | torch threads {torch_threads or 'n/a'}"
         f" | output {args.output}, png level {args.png_level}"
+        f" | MCP {'on' if args.mcp else 'off'}"
     )
     health = HealthState(
         info={
@@ -188,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=settings["concurrency"],
             max_queue=settings["max_queue"],
             temp_dir=temp_dir,
+            mcp=args.mcp,
         )
         return 0
 
@@ -201,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=concurrency,
         lock_scope=settings["lock_scope"],
         max_queue=settings["max_queue"],
+        mcp_host=args.host if args.mcp else None,
     )
     health.ready = True
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)

@@ -10,6 +10,7 @@ threads, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +33,7 @@ from servers.http_common import (
     RequestIdMiddleware,
     add_common_routes,
 )
+from servers.page import add_page_route
 
 RAW_TYPES = ("image/", "application/octet-stream")
 RETRY_AFTER_S = 1
@@ -40,7 +42,7 @@ BODY_SLACK_BYTES = 64 * 1024  # multipart headers and JSON framing around the im
 
 
 class QueueFull(Exception):
-    """More requests wait for the GPU than ``--max-queue`` allows."""
+    """More requests wait for the GPU than ``--max-queue`` allows; ``str()`` says so."""
 
 
 class Admission:
@@ -54,7 +56,9 @@ class Admission:
     @asynccontextmanager
     async def slot(self, row: LedgerRow) -> AsyncIterator[None]:
         if self._max_queue is not None and self._semaphore.locked() and self.waiting >= self._max_queue:
-            raise QueueFull
+            raise QueueFull(
+                f"server busy: more than {self._max_queue} requests wait for the GPU; retry later"
+            )
         self.waiting += 1
         try:
             await self._semaphore.acquire()
@@ -85,20 +89,30 @@ def create_app(
     concurrency: int | None,
     lock_scope: str,
     max_queue: int | None,
+    mcp_host: str | None = None,
 ) -> FastAPI:
-    """``concurrency=None`` builds the naive app (no semaphore)."""
+    """``concurrency=None`` builds the naive app (no semaphore). ``mcp_host``: serve the MCP tool
+    at ``/mcp`` (the host the server binds, which decides the SDK's Host-header check)."""
+    mcp_arrivals = ArrivalStamps()
+    mcp_server = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # a limiter belongs to the running event loop, so it is made here, not at import
         app.state.gpu_threads = CapacityLimiter(concurrency or DEFAULT_THREADS)
-        yield
+        async with mcp_server.session_manager.run() if mcp_server else contextlib.nullcontext():
+            yield
 
     app = FastAPI(title="BiRefNet segmentation (FastAPI)", lifespan=lifespan)
     stamps = ArrivalStamps()
+    if mcp_host is not None:
+        from servers.mcp_tools import FASTAPI_PATH, McpArrivals
+
+        app.add_middleware(McpArrivals, stamps=mcp_arrivals, path=FASTAPI_PATH)  # inside the id's
     app.add_middleware(RequestIdMiddleware, stamps=stamps, stamp_paths=("/segment",))
     admission = NoAdmission() if concurrency is None else Admission(concurrency, max_queue)
     add_common_routes(app, service.ledger, health, queued=lambda: admission.waiting)
+    add_page_route(app)
 
     async def run_gpu(fn: Callable[..., object], *args: object) -> object:
         # the GPU stage gets threads of its own: holding the semaphore while waiting behind decode
@@ -106,15 +120,16 @@ def create_app(
         return await to_thread.run_sync(partial(fn, *args), limiter=app.state.gpu_threads)
 
     async def segment(
-        request: Request,
+        request_id: str,
+        t_recv: float | None,
         endpoint: str,
         read: Callable[[], bytes],
         deliver: Callable[[bytes], bytes] | None = None,
     ) -> bytes:
-        """Call once the body has been read: the middleware stamped t_recv at its last byte.
-        ``deliver`` renders the answer (base64 JSON) inside the ledger span, as Gradio's does."""
-        request_id = request.headers[REQUEST_ID_HEADER]
-        row = service.ledger.open(request_id, endpoint, stamps.pop(request_id))
+        """The one admitted path to the core, for the routes and the MCP tool alike. Call once the
+        body has been read: a middleware stamped ``t_recv`` at its last byte. ``deliver`` renders
+        the answer (base64 JSON) inside the ledger span, as Gradio's does."""
+        row = service.ledger.open(request_id, endpoint, t_recv)
         status = 500
         try:
             if lock_scope == "request":
@@ -144,7 +159,7 @@ def create_app(
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, exc: QueueFull) -> JSONResponse:
         return JSONResponse(
-            {"detail": f"server busy: more than {max_queue} requests wait for the GPU; retry later"},
+            {"detail": str(exc)},
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
@@ -154,7 +169,8 @@ def create_app(
         """Raw image bytes as the body (or multipart field ``image``) -> PNG."""
         refuse_oversized_body(request, service.segmenter.limits.max_bytes)
         data = await read_image_body(request)
-        png = await segment(request, "/segment", lambda: data)
+        request_id = request.headers[REQUEST_ID_HEADER]
+        png = await segment(request_id, stamps.pop(request_id), "/segment", lambda: data)
         return Response(png, media_type="image/png")
 
     @app.post("/segment_b64", response_class=Response, responses={200: {"content": {"application/json": {}}}})
@@ -166,13 +182,21 @@ def create_app(
         encoded = await run_in_threadpool(image_field, body)
         request_id = request.headers[REQUEST_ID_HEADER]
         answer = await segment(
-            request,
+            request_id,
+            stamps.pop(request_id),
             "/segment_b64",
             lambda: imaging.decode_base64(encoded),
             lambda png: render_b64_answer(png, request_id),
         )
         return Response(answer, media_type="application/json")
 
+    if mcp_host is not None:
+        from servers.mcp_tools import fastapi_mcp_server
+
+        # the same body limit as /segment_b64
+        max_body = service.segmenter.limits.max_bytes * 4 // 3 + BODY_SLACK_BYTES
+        mcp_server = fastapi_mcp_server(segment, mcp_arrivals, host=mcp_host, max_body_bytes=max_body)
+        app.router.routes.extend(mcp_server.streamable_http_app().routes)
     return app
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from servers import mcp_tools
 from servers.core import imaging
 from servers.core.imaging import ImageError
 from servers.core.ledger import new_request_id
@@ -34,6 +35,8 @@ from servers.http_common import (
     RequestIdMiddleware,
     add_common_routes,
 )
+from servers.mcp_tools import McpArrivals
+from servers.page import add_page_route
 
 T = TypeVar("T")
 CONCURRENCY_ID = "gpu"
@@ -84,19 +87,24 @@ def serve(
     concurrency: int,
     max_queue: int | None,
     temp_dir: Path,
+    mcp: bool = True,
 ) -> None:
-    """Build the app, launch it, warm both endpoints through the queue, then block."""
+    """Build the app, launch it, warm every endpoint through the queue, then block."""
     import gradio as gr
 
     stamps = ArrivalStamps()
+    mcp_arrivals = ArrivalStamps()
     stop_pruning = threading.Event()
     outputs_dir = temp_dir / "outputs"
     outputs_dir.mkdir(parents=True, exist_ok=True)
     app = gr.Server(title="BiRefNet segmentation (gradio.Server)")
+    if mcp:
+        app.add_middleware(McpArrivals, stamps=mcp_arrivals, path=mcp_tools.GRADIO_PATH)  # inside the id's
     app.add_middleware(RequestIdMiddleware, stamps=stamps, stamp_paths=CALL_PREFIXES)
     # events waiting in Gradio's queue (its __len__ counts those not yet started); the routes
     # answer only after launch, when the queue exists
     add_common_routes(app, service.ledger, health, queued=lambda: len(app.get_blocks()._queue))
+    add_page_route(app)  # before launch(), so it precedes Gradio's own "/"
 
     def run_core(
         endpoint: str, request: gr.Request, read_input: Callable[[], bytes], deliver: Callable[[bytes], T]
@@ -155,6 +163,31 @@ def serve(
         """Segment a base64 image (a data: URL prefix is allowed) -> base64 PNG."""
         return run_core("segment_b64", request, lambda: imaging.decode_base64(image), imaging.encode_base64)
 
+    if mcp:
+        # Gradio's MCP server runs this queued function through a loopback HTTP call (gradio_client,
+        # /queue/join) that carries the caller's X-Request-ID; its own arrival stamp is later than
+        # the MCP request's, which is the one the ledger keeps. Returning FileData is what makes
+        # Gradio answer with image content (it re-encodes the file with PIL's PNG defaults).
+        @app.mcp.tool()
+        @app.api(
+            name=mcp_tools.TOOL_NAME,
+            description=mcp_tools.TOOL_DESCRIPTION,
+            concurrency_limit=concurrency,
+            concurrency_id=CONCURRENCY_ID,
+        )
+        def remove_background(image: str, request: gr.Request) -> dict:
+            """Remove the background of an image.
+
+            Args:
+                image: the image file base64-encoded (PNG, JPEG or WebP); a data: URL prefix is allowed
+            """
+            request_id = request.headers.get(REQUEST_ID_HEADER) or ""
+            t_mcp = mcp_arrivals.pop(request_id)
+            if t_mcp is not None:
+                stamps.put(request_id, t_mcp)
+            endpoint = mcp_tools.LEDGER_ENDPOINT if t_mcp is not None else mcp_tools.TOOL_NAME
+            return run_core(endpoint, request, lambda: imaging.decode_base64(image), write_result)
+
     # SIGTERM (how the harness stops servers) must unwind through `finally` to clean the temp dir
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     threading.Thread(target=prune_until, args=(stop_pruning, temp_dir), daemon=True).start()
@@ -166,11 +199,15 @@ def serve(
             quiet=True,
             show_error=True,
             max_file_size=service.segmenter.limits.max_bytes,
+            mcp_server=mcp,
         )
         blocks = app.get_blocks()
         if max_queue is not None:
             blocks._queue.max_size = max_queue  # only settable after launch (docs/design.md §4)
         warm_up_queue(f"http://{host}:{port}")
+        if mcp:
+            # also builds the loopback client Gradio's MCP server creates on its first tool call
+            mcp_tools.call_once(f"http://{host}:{port}{mcp_tools.GRADIO_PATH}/", imaging.sample_png())
         service.ledger.reset()
         health.ready = True
         blocks.block_thread()

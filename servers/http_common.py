@@ -79,8 +79,8 @@ class RequestIdMiddleware:
             and scope["method"] == "POST"
             and scope["path"].startswith(self.stamp_paths)
         )
-        if stamping:
-            receive = self._stamping_receive(receive, request_id)
+        if stamping and self.stamps is not None:
+            receive = stamp_at_last_byte(receive, self.stamps, request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -91,17 +91,17 @@ class RequestIdMiddleware:
 
         await self.app(scope, receive, send_with_id)
 
-    def _stamping_receive(self, receive: Receive, request_id: str) -> Receive:
-        stamps = self.stamps
-        assert stamps is not None
 
-        async def wrapped() -> Message:
-            message = await receive()
-            if message["type"] == "http.request" and not message.get("more_body", False):
-                stamps.put(request_id, time.time())
-            return message
+def stamp_at_last_byte(receive: Receive, stamps: ArrivalStamps, request_id: str) -> Receive:
+    """``receive`` that records the moment the request's last body byte arrives as its t_recv."""
 
-        return wrapped
+    async def wrapped() -> Message:
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            stamps.put(request_id, time.time())
+        return message
+
+    return wrapped
 
 
 def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState, queued: Callable[[], int]) -> None:
@@ -115,9 +115,13 @@ def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState, queued:
         return JSONResponse({"status": "ok", **health.info})
 
     @app.get("/ledger")
-    def get_ledger() -> JSONResponse:
+    def get_ledger(request_id: str | None = None) -> JSONResponse:
+        """``?request_id=`` keeps only that request's rows (the page shows its own timings)."""
+        snapshot = ledger.snapshot()
+        if request_id is not None:
+            snapshot["requests"] = [row for row in snapshot["requests"] if row["request_id"] == request_id]
         # the model travels with the rows: a ledger never reads as real-GPU evidence by accident
-        return JSONResponse({**ledger.snapshot(), "queued": queued(), "model": health.info.get("model")})
+        return JSONResponse({**snapshot, "queued": queued(), "model": health.info.get("model")})
 
     @app.post("/ledger/reset")
     def reset_ledger() -> JSONResponse:

@@ -1,0 +1,204 @@
+"""The MCP tool on both servers, through the ``mcp`` SDK's own client (Streamable HTTP + ClientSession)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import numpy as np
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, ImageContent, TextContent
+from PIL import Image
+
+from loadtests.serverproc import ServerProcess
+from tests import gradio_http
+from tests.conftest import StartServer
+from tests.helpers.servers import sim_server
+
+PHOTO = (Path(__file__).parent / "data" / "photo.jpg").read_bytes()
+PHOTO_B64 = base64.b64encode(PHOTO).decode()
+MCP_PATHS = {"gradio": "/gradio_api/mcp/", "fastapi": "/mcp", "fastapi-naive": "/mcp"}
+TOOL = "remove_background"
+
+
+def mcp_url(server: ServerProcess) -> str:
+    return server.url + MCP_PATHS[server.kind]
+
+
+def mcp_session_calls(server: ServerProcess, *calls: dict[str, Any], request_id: str | None = None) -> Any:
+    """Open one session; list the tools, then make each call. ``request_id`` goes on every HTTP request."""
+
+    async def run() -> tuple[list[Any], list[CallToolResult]]:
+        headers = {"X-Request-ID": request_id} if request_id else {}
+        async with (
+            httpx.AsyncClient(headers=headers, timeout=120) as http,
+            streamable_http_client(mcp_url(server), http_client=http) as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            tools = (await session.list_tools()).tools
+            results = [await session.call_tool(TOOL, arguments) for arguments in calls]
+        return tools, results
+
+    return anyio.run(run)
+
+
+def call_tool(
+    server: ServerProcess, arguments: dict[str, Any], request_id: str | None = None
+) -> CallToolResult:
+    return mcp_session_calls(server, arguments, request_id=request_id)[1][0]
+
+
+def tool_png(result: CallToolResult) -> bytes:
+    assert not result.isError, result.content
+    images = [item for item in result.content if isinstance(item, ImageContent)]
+    assert len(images) == 1, result.content
+    assert images[0].mimeType == "image/png"
+    return base64.b64decode(images[0].data)
+
+
+def rest_png(server: ServerProcess, data: bytes) -> bytes:
+    if server.kind == "gradio":
+        result = gradio_http.call(server.url, "segment_b64", base64.b64encode(data).decode())
+        assert result.event == "complete", result.data
+        assert isinstance(result.data, list)
+        return base64.b64decode(result.data[0])
+    response = httpx.post(
+        f"{server.url}/segment", content=data, headers={"Content-Type": "image/jpeg"}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def ledger(server: ServerProcess) -> dict[str, Any]:
+    return httpx.get(f"{server.url}/ledger", timeout=10).json()
+
+
+@pytest.fixture(scope="module")
+def sim_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
+    logs = tmp_path_factory.mktemp("mcp-logs")
+    with sim_server("gradio", logs) as gradio, sim_server("fastapi", logs) as fastapi:
+        yield {"gradio": gradio, "fastapi": fastapi}
+
+
+@pytest.mark.parametrize("kind", ["gradio", "fastapi"])
+def test_tool_is_listed_and_answers_the_rest_endpoints_image(sim_servers: dict, kind: str) -> None:
+    server = sim_servers[kind]
+    request_id = f"mcp-{uuid.uuid4().hex}"
+    tools, (result,) = mcp_session_calls(server, {"image": PHOTO_B64}, request_id=request_id)
+    (tool,) = [tool for tool in tools if tool.name == TOOL]
+    assert tool.inputSchema["properties"]["image"]["type"] == "string"
+    assert tool.inputSchema["required"] == ["image"]
+    assert "background" in (tool.description or "")
+    png = tool_png(result)
+    rest = rest_png(server, PHOTO)
+    assert Image.open(io.BytesIO(png)).size == Image.open(io.BytesIO(PHOTO)).size
+    if kind == "fastapi":
+        assert png == rest
+    else:  # Gradio re-encodes the result file with PIL's default PNG level (see the level-6 test)
+        assert np.array_equal(pixels(png), pixels(rest))
+    # the caller's X-Request-ID names the ledger row, on gradio through its loopback call too
+    (row,) = [row for row in ledger(server)["requests"] if row["request_id"] == request_id]
+    assert row["endpoint"] == f"mcp:{TOOL}"
+    assert row["status"] == 200
+    assert row["t_recv"] <= row["t_admit"] <= row["t_gpu_start"] < row["t_gpu_end"] <= row["t_send"]
+
+
+@pytest.mark.parametrize("kind", ["gradio", "fastapi"])
+def test_bad_input_is_a_tool_error_and_the_server_keeps_serving(sim_servers: dict, kind: str) -> None:
+    server = sim_servers[kind]
+    httpx.post(f"{server.url}/ledger/reset", timeout=10)
+    bad_base64, not_an_image, good = mcp_session_calls(
+        server,
+        {"image": "this is not base64!"},
+        {"image": base64.b64encode(b"hello, not an image").decode()},
+        {"image": "data:image/jpeg;base64," + PHOTO_B64},
+    )[1]
+    for result, message in ((bad_base64, "not valid base64"), (not_an_image, "not an image PIL can read")):
+        assert result.isError
+        (text,) = [item.text for item in result.content if isinstance(item, TextContent)]
+        assert message in text
+    assert tool_png(good).startswith(b"\x89PNG")
+    state = ledger(server)
+    assert [(row["endpoint"], row["status"]) for row in state["requests"]] == [
+        (f"mcp:{TOOL}", 400),
+        (f"mcp:{TOOL}", 415),
+        (f"mcp:{TOOL}", 200),
+    ]
+    assert (state["in_flight"], state["in_gpu"], state["queued"]) == (0, 0, 0)
+
+
+def test_gradio_tool_bytes_equal_rest_at_pillows_default_png_level(server_factory: StartServer) -> None:
+    """Gradio's MCP layer reopens the result file and saves it with PIL's defaults (zlib level 6):
+    at --png-level 6 the bytes are the REST endpoints' own, on both servers."""
+    servers = [
+        server_factory(kind, "--model", "sim", "--sim-ms", "5", "--png-level", "6") for kind in MCP_PATHS
+    ]
+    rest = rest_png(servers[1], PHOTO)
+    for server in servers:
+        assert tool_png(call_tool(server, {"image": PHOTO_B64})) == rest, server.kind
+        assert rest_png(server, PHOTO) == rest, server.kind
+
+
+def test_fastapi_tool_waits_behind_the_same_semaphore_and_queue_bound(server_factory: StartServer) -> None:
+    server = server_factory("fastapi", "--model", "sim", "--sim-ms", "1000", "--max-queue", "1")
+
+    def rest(_: int) -> int:
+        return httpx.post(
+            f"{server.url}/segment", content=PHOTO, headers={"Content-Type": "image/jpeg"}, timeout=60
+        ).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        rest_calls = [pool.submit(rest, i) for i in range(2)]
+        tool_calls = [pool.submit(call_tool, server, {"image": PHOTO_B64}) for _ in range(2)]
+        statuses = [call.result() for call in rest_calls]
+        results = [call.result() for call in tool_calls]
+    rows = ledger(server)["requests"]
+    assert len(rows) == 4
+    # one slot and one waiter: of four simultaneous requests, REST and MCP alike, two are refused
+    refused = [row for row in rows if row["status"] == 503]
+    served = [row for row in rows if row["status"] == 200]
+    assert (len(refused), len(served)) == (2, 2), rows
+    assert max(row["gpu_depth"] for row in served) == 1
+    assert statuses.count(503) + sum(result.isError for result in results) == 2
+    for result in results:
+        if result.isError:
+            assert "server busy" in result.content[0].text
+    assert (ledger(server)["in_flight"], ledger(server)["queued"]) == (0, 0)
+
+
+def test_no_mcp_serves_no_tool(server_factory: StartServer) -> None:
+    for kind in ("gradio", "fastapi"):
+        server = server_factory(kind, "--model", "sim", "--no-mcp")
+        response = httpx.post(
+            server.url + MCP_PATHS[kind],
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Accept": "application/json, text/event-stream"},
+            timeout=10,
+        )
+        assert response.status_code in (404, 405), (kind, response.status_code)
+        assert "MCP off" in server.health["startup_line"]
+
+
+@pytest.mark.slow
+def test_u2netp_tool_answers_the_rest_endpoints_image(server_factory: StartServer) -> None:
+    for kind in ("gradio", "fastapi"):
+        server = server_factory(kind, "--model", "u2netp", "--torch-threads", "1")
+        png = tool_png(call_tool(server, {"image": PHOTO_B64}))
+        rest = rest_png(server, PHOTO)
+        assert np.array_equal(pixels(png), pixels(rest)), kind
+        if kind == "fastapi":
+            assert png == rest
