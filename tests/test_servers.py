@@ -176,6 +176,19 @@ def test_gradio_max_queue_answers_503(server_factory: StartServer) -> None:
             "--torch-threads means nothing for model sim",
         ),
         (["gradio", "--model", "sim", "--device", "cpu"], "--device means nothing for model sim"),
+        (
+            ["fastapi", "--model", "sim", "--state-sessions", "8"],
+            "--state-sessions means nothing for fastapi",
+        ),
+        (["fastapi-naive", "--keep-files-s", "5"], "--keep-files-s means nothing for fastapi-naive"),
+        (["fastapi", "--max-temp-mb", "5"], "--max-temp-mb means nothing for fastapi"),
+        (["gradio", "--model", "sim", "--state-sessions", "0"], "--state-sessions must be >= 1"),
+        (["gradio", "--model", "sim", "--keep-files-s", "0"], "--keep-files-s must be > 0"),
+        (
+            ["fastapi", "--model", "u2netp", "--sim-memory-gb", "2"],
+            "--sim-memory-gb means nothing for model u2netp",
+        ),
+        (["fastapi", "--model", "sim", "--sim-memory-gb", "0.5"], "--sim-memory-gb 0.5 holds no image"),
     ],
 )
 def test_meaningless_flags_are_refused(argv: list[str], message: str) -> None:
