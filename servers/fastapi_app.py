@@ -151,7 +151,8 @@ def create_app(
     # the last added is the outermost: request ids first, so every refusal carries one
     app.add_middleware(
         BodyLimitMiddleware,
-        limits=(("/segment_b64", b64_limit), ("/segment", raw_limit), ("/", raw_limit)),
+        # any other route: the largest body a route here accepts (an image as base64 JSON)
+        limits=(("/segment_b64", b64_limit), ("/segment", raw_limit), ("/", b64_limit)),
         hint=f"images up to {max_image_bytes / 1e6:.0f} MB are accepted (--max-mb): send a smaller file",
     )
     app.add_middleware(QueueFullMiddleware, paths=SEGMENT_PATHS, is_full=admission.full, max_queue=max_queue)

@@ -99,6 +99,7 @@ def serve(
     app.add_middleware(ServedResultCleanup, files=files)
     app.add_middleware(
         BodyLimitMiddleware,
+        # any other route: the largest body a route here accepts (an image as base64 JSON)
         limits=(("/gradio_api/upload", raw_limit), ("/", b64_limit)),
         hint=f"images up to {max_image_bytes / 1e6:.0f} MB are accepted (--max-mb): send a smaller file",
     )
@@ -214,19 +215,23 @@ def serve(
 
 
 def warm_up_queue(base_url: str) -> None:
-    """Run each endpoint once: a shared concurrency_id takes its lowest limit only after that."""
+    """Run each endpoint once: a shared concurrency_id takes its lowest limit only after that.
+    The FileData call is made as a client makes it: upload, call, download (which deletes it)."""
     payloads: dict[str, Callable[[], object]] = {
         "segment_b64": lambda: imaging.encode_base64(imaging.sample_png()),
         # uploaded right before its call: --keep-files-s may be short
         "segment": lambda: {"path": _multipart_upload(base_url, imaging.sample_png()), "meta": FILEDATA_META},
     }
     for name, make_payload in payloads.items():
-        payload = make_payload()
-        event_id = _post_json(f"{base_url}/gradio_api/call/{name}", {"data": [payload]})["event_id"]
+        event_id = _post_json(f"{base_url}/gradio_api/call/{name}", {"data": [make_payload()]})["event_id"]
         with urllib.request.urlopen(f"{base_url}/gradio_api/call/{name}/{event_id}", timeout=600) as stream:
             body = stream.read().decode()
         if "event: complete" not in body:
             raise RuntimeError(f"warm-up call of {name} failed: {body[-500:]}")
+        result = json.loads(body.split("event: complete\ndata:", 1)[1].split("\n", 1)[0])[0]
+        if isinstance(result, dict):
+            with urllib.request.urlopen(result["url"], timeout=60) as download:
+                download.read()
 
 
 def _post_json(url: str, payload: object) -> Any:

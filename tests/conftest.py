@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.serverproc import ServerProcess, start_server
-from tests.helpers import StartServer
+from tests.helpers.common import StartServer
 
 # nothing in the tests may reach the network: transformers and the hub stay offline
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from servers.core.imaging import sample_png
-from tests.helpers import PHOTO, StartServer, faults, gradio_http, server_state
+from tests.helpers import faults, gradio_http, server_state
+from tests.helpers.common import PHOTO, StartServer
 
 SMALL = sample_png(64)
 LEAVERS = 20

@@ -11,7 +11,7 @@ import torch
 
 from servers.core.backends import ModelOptions, build_backend, choose_model
 from servers.core.segmenter import Segmenter
-from tests.helpers import PHOTO
+from tests.helpers.common import PHOTO
 
 
 def test_auto_without_cuda_chooses_u2netp(monkeypatch: pytest.MonkeyPatch) -> None:

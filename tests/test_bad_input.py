@@ -9,7 +9,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.helpers import PHOTO, StartServer, gradio_http
+from tests.helpers import gradio_http
+from tests.helpers.common import PHOTO, StartServer
 
 MAX_SIDE = 256
 

@@ -15,7 +15,8 @@ from PIL import Image
 
 from loadtests.serverproc import start_server
 from servers.gradio_files import PRUNE_EVERY_S
-from tests.helpers import StartServer, gradio_http, server_state
+from tests.helpers import gradio_http, server_state
+from tests.helpers.common import StartServer
 
 CALLS = 200
 MAX_TEMP_MB = 2.0

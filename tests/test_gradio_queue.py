@@ -13,7 +13,8 @@ import pytest
 
 from servers.core.imaging import sample_png
 from servers.gradio_queue import SWEEP_EVERY_S
-from tests.helpers import StartServer, gradio_http, server_state
+from tests.helpers import gradio_http, server_state
+from tests.helpers.common import StartServer
 
 B64 = base64.b64encode(sample_png(64)).decode()
 CALLS = 100

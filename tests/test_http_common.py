@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.helpers import PHOTO, StartServer, fastapi_http, server_state
+from tests.helpers import fastapi_http, server_state
+from tests.helpers.common import PHOTO, StartServer
 
 
 def test_request_id_is_echoed_and_generated(server_factory: StartServer) -> None:

@@ -11,7 +11,7 @@ from servers.core.backends.sim import SimBackend
 from servers.core.imaging import ImageError
 from servers.core.ledger import ClientGone, Ledger, LedgerRow, Stage
 from servers.core.segmenter import LedgeredSegmenter, Segmenter
-from tests.helpers import PHOTO
+from tests.helpers.common import PHOTO
 
 
 def test_ledger_counts_depth_and_drops() -> None:

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.helpers import PHOTO, StartServer, faults, gradio_http, server_state
+from tests.helpers import faults, gradio_http, server_state
+from tests.helpers.common import PHOTO, StartServer
 
 MAX_MB = "1"  # raw limit 1.06 MB, base64-in-JSON limit 1.4 MB
 # (path, content type) pairs that must refuse a chunked body over the limit

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.helpers import PHOTO, StartServer, gradio_http, server_state
+from tests.helpers import gradio_http, server_state
+from tests.helpers.common import PHOTO, StartServer
 
 BURST = 16
 MEMORY = ("--sim-memory-gb", "2")  # weights + 5 images

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from tests.helpers import PHOTO, StartServer, fastapi_http, gradio_http, server_state
+from tests.helpers import fastapi_http, gradio_http, server_state
+from tests.helpers.common import PHOTO, StartServer
 
 KINDS = ("gradio", "fastapi", "fastapi-naive")
 

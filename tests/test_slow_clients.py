@@ -13,7 +13,8 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import PHOTO, StartServer, faults, gradio_http, server_state
+from tests.helpers import faults, gradio_http, server_state
+from tests.helpers.common import PHOTO, StartServer
 
 SLOW_SOCKETS = 32  # of each kind: trickled headers, trickled body
 BODY_PATHS = {"fastapi": "/segment_b64", "gradio": "/gradio_api/call/segment_b64"}
