@@ -69,6 +69,7 @@ class RequestRow:
     pre_s: float | None = None
     post_s: float | None = None
     gpu_depth: int | None = None
+    stage: str = ""  # the last stage the server saw the request enter: received ... done
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRow))
@@ -85,6 +86,7 @@ LEDGER_COLUMNS: tuple[str, ...] = (
     "pre_s",
     "post_s",
     "gpu_depth",
+    "stage",
 )
 
 

@@ -28,12 +28,16 @@ KIND_FLAGS = {
     "concurrency": ("gradio", "fastapi"),
     "max_queue": ("gradio", "fastapi"),
     "lock_scope": ("fastapi",),
+    "state_sessions": ("gradio",),
+    "keep_files_s": ("gradio",),
+    "max_temp_mb": ("gradio",),
 }
 TORCH_MODELS = ("u2netp", "birefnet", "birefnet_native")
 MODEL_FLAGS = {
     "device": TORCH_MODELS,
     "torch_threads": TORCH_MODELS,
     "sim_ms": ("sim",),
+    "sim_memory_gb": ("sim",),
     "weights": ("birefnet", "birefnet_native"),
     "resolution": ("birefnet", "birefnet_native"),
     "random_weights": ("birefnet_native",),
@@ -47,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     "max_queue": None,
     "lock_scope": "gpu",
     "sim_ms": 50.0,
+    "sim_memory_gb": None,  # unbounded
+    "state_sessions": 64,
+    "keep_files_s": 600.0,
+    "max_temp_mb": 1000.0,
     "weights": None,
     "resolution": 1024,
     "random_weights": False,
@@ -86,7 +94,28 @@ def parser() -> argparse.ArgumentParser:
         "--max-queue", type=int, default=None, help="gradio, fastapi: waiting requests (full: 503)"
     )
     p.add_argument("--lock-scope", choices=("gpu", "request"), default=None, help="fastapi (default gpu)")
+    p.add_argument(
+        "--state-sessions",
+        type=int,
+        default=None,
+        help="gradio: sessions whose inputs and outputs Gradio keeps (default 64; Gradio's own: 10000)",
+    )
+    p.add_argument(
+        "--keep-files-s",
+        type=float,
+        default=None,
+        help="gradio: uploads and unclaimed results are deleted after this many seconds (default 600)",
+    )
+    p.add_argument(
+        "--max-temp-mb",
+        type=float,
+        default=None,
+        help="gradio: temp dir size bound, oldest files deleted first beyond it (default 1000)",
+    )
     p.add_argument("--sim-ms", type=float, default=None, help="sim: service time per call (default 50)")
+    p.add_argument(
+        "--sim-memory-gb", type=float, default=None, help="sim: simulated GPU memory (default unbounded)"
+    )
     p.add_argument(
         "--weights", default=None, help="birefnet: hub id or snapshot dir; birefnet_native: dir/file"
     )
@@ -130,14 +159,18 @@ def main(
         weights=settings["weights"],
         device=settings["device"],
         sim_ms=settings["sim_ms"],
+        sim_memory_gb=settings["sim_memory_gb"],
         random_weights=settings["random_weights"],
         seed=settings["seed"],
         variant=settings["variant"],
         resolution=settings["resolution"],
     )
-    for name in ("concurrency", "max_queue", "torch_threads"):
+    for name in ("concurrency", "max_queue", "torch_threads", "state_sessions"):
         if settings[name] is not None and settings[name] < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    for name in ("keep_files_s", "max_temp_mb", "sim_memory_gb"):
+        if settings[name] is not None and settings[name] <= 0:
+            p.error(f"--{name.replace('_', '-')} must be > 0")
     model, why_model = choose_model(options)
     errors = refuse_meaningless(args, model, why_model)
     if errors:
@@ -149,7 +182,10 @@ def main(
         torch_threads = settings["torch_threads"] or default_torch_threads()
         torch.set_num_threads(torch_threads)
 
-    backend = build_backend(model, options)
+    try:
+        backend = build_backend(model, options)
+    except ValueError as exc:  # a setting the backend cannot use (device, memory, service time)
+        p.error(str(exc))
     if wrap_gpu is not None:
         backend.infer = wrap_gpu(backend.infer)  # type: ignore[method-assign]
     limits = imaging.ImageLimits(max_bytes=int(args.max_mb * 1_000_000), max_side=args.max_side)
@@ -175,6 +211,11 @@ def main(
         f" | output {args.output}, png level {args.png_level}"
         f" | MCP {'on' if args.mcp else 'off'}"
     )
+    if args.kind == "gradio":
+        startup_line += (
+            f" | state sessions {settings['state_sessions']}, files kept {settings['keep_files_s']:g} s,"
+            f" temp dir <= {settings['max_temp_mb']:g} MB"
+        )
     health = HealthState(
         info={
             "server": args.kind,
@@ -204,6 +245,9 @@ def main(
             max_queue=settings["max_queue"],
             temp_dir=temp_dir,
             mcp=args.mcp,
+            state_sessions=settings["state_sessions"],
+            keep_files_s=settings["keep_files_s"],
+            max_temp_bytes=int(settings["max_temp_mb"] * 1e6),
         )
         return 0
 

@@ -5,12 +5,16 @@ Two endpoints share one ``concurrency_id`` so ``--concurrency N`` bounds them to
 download), ``segment_b64`` takes a base64 string and returns base64 PNG. Gradio's queue
 wraps the whole function (decode, GPU, encode); that difference from FastAPI's GPU-only
 lock is a finding, not something to hide. Bad input raises ``gr.Error`` so its message
-reaches the client as an SSE ``error`` event.
+reaches the client as an SSE ``error`` event; so does a GPU out of memory.
+
+What stock ``gradio.Server`` leaves unbounded is bounded here: bodies on every route
+(``servers/limits.py``), the sessions that keep each call's input and output
+(``--state-sessions``), the queue's per-call leftovers (``servers/gradio_queue.py``) and
+the temp dir (``servers/gradio_files.py``).
 """
 
 # no `from __future__ import annotations`: Gradio reads the endpoint functions' type hints
 # at launch, and string hints naming the locally imported `gr` cannot be resolved
-import contextlib
 import json
 import os
 import shutil
@@ -25,9 +29,12 @@ from typing import Any, TypeVar
 
 from servers import mcp_tools
 from servers.core import imaging
+from servers.core.backends.base import GpuOutOfMemory
 from servers.core.imaging import ImageError
-from servers.core.ledger import new_request_id
+from servers.core.ledger import CLIENT_GONE, ClientGone, Stage
 from servers.core.segmenter import LedgeredSegmenter
+from servers.gradio_files import ServedResultCleanup, TempFiles, inside
+from servers.gradio_queue import QueueWatch, SweepMiddleware
 from servers.http_common import (
     REQUEST_ID_HEADER,
     ArrivalStamps,
@@ -35,15 +42,12 @@ from servers.http_common import (
     RequestIdMiddleware,
     add_common_routes,
 )
+from servers.limits import BodyLimitMiddleware, QueueFullMiddleware, image_body_limits
 from servers.mcp_tools import McpArrivals
 from servers.page import add_page_route
 
 T = TypeVar("T")
 CONCURRENCY_ID = "gpu"
-# Server mode never deletes uploads or results: files older than this are removed (results must
-# be downloaded within it), checked every PRUNE_EVERY_S, so a long run cannot fill the disk
-KEEP_FILES_S = 600.0
-PRUNE_EVERY_S = 10.0
 CALL_PREFIXES = ("/gradio_api/call/", "/gradio_api/queue/join")
 FILEDATA_META = {"_type": "gradio.FileData"}
 
@@ -56,28 +60,6 @@ def configure_environment(temp_dir: Path) -> None:
     os.environ["GRADIO_TEMP_DIR"] = str(temp_dir)
 
 
-def inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
-def prune_older_than(folder: Path, keep_s: float) -> None:
-    now = time.time()
-    for path in folder.rglob("*"):
-        with contextlib.suppress(OSError):  # a file can vanish or be served meanwhile
-            if path.is_file() and now - path.stat().st_mtime > keep_s:
-                path.unlink()
-
-
-def prune_until(stop: threading.Event, folder: Path, keep_s: float = KEEP_FILES_S) -> None:
-    """Runs in a daemon thread: never inside a queued call, whose slot it would hold."""
-    while not stop.wait(PRUNE_EVERY_S):
-        prune_older_than(folder, keep_s)
-
-
 def serve(
     service: LedgeredSegmenter,
     health: HealthState,
@@ -87,6 +69,9 @@ def serve(
     concurrency: int,
     max_queue: int | None,
     temp_dir: Path,
+    state_sessions: int,
+    keep_files_s: float,
+    max_temp_bytes: int,
     mcp: bool = True,
 ) -> None:
     """Build the app, launch it, warm every endpoint through the queue, then block."""
@@ -95,15 +80,50 @@ def serve(
     stamps = ArrivalStamps()
     mcp_arrivals = ArrivalStamps()
     stop_pruning = threading.Event()
-    outputs_dir = temp_dir / "outputs"
-    outputs_dir.mkdir(parents=True, exist_ok=True)
     app = gr.Server(title="BiRefNet segmentation (gradio.Server)")
+    # Gradio keeps the path of every upload in a set; forget the ones the pruner deleted
+    files = TempFiles(
+        temp_dir,
+        keep_files_s,
+        max_temp_bytes,
+        forget=lambda path: app.get_blocks().upload_file_set.discard(path),
+    )
+    watch = QueueWatch(service.ledger, stamps, keep_results_s=keep_files_s)
+
+    def queue() -> Any:
+        # the routes and middleware answer only after launch, when the queue exists
+        return app.get_blocks()._queue
+
+    def queue_full() -> bool:
+        return queue().max_size is not None and len(queue()) >= queue().max_size
+
+    max_image_bytes = service.segmenter.limits.max_bytes
+    raw_limit, b64_limit = image_body_limits(max_image_bytes)
+    # the last added is the outermost: request ids first, so every refusal carries one
     if mcp:
         app.add_middleware(McpArrivals, stamps=mcp_arrivals, path=mcp_tools.GRADIO_PATH)  # inside the id's
+    app.add_middleware(SweepMiddleware, sweep=watch.sweep)
+    app.add_middleware(ServedResultCleanup, files=files)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        # any other route: the largest body a route here accepts (an image as base64 JSON)
+        limits=(("/gradio_api/upload", raw_limit), ("/", b64_limit)),
+        hint=f"images up to {max_image_bytes / 1e6:.0f} MB are accepted (--max-mb): send a smaller file",
+    )
+    app.add_middleware(QueueFullMiddleware, paths=CALL_PREFIXES, is_full=queue_full, max_queue=max_queue)
     app.add_middleware(RequestIdMiddleware, stamps=stamps, stamp_paths=CALL_PREFIXES)
-    # events waiting in Gradio's queue (its __len__ counts those not yet started); the routes
-    # answer only after launch, when the queue exists
-    add_common_routes(app, service.ledger, health, queued=lambda: len(app.get_blocks()._queue))
+
+    def held() -> dict[str, int]:
+        return {
+            "arrival_stamps": len(stamps),
+            "state_sessions": len(app.state_holder.session_data),
+            **watch.held(),
+            "upload_paths": len(app.get_blocks().upload_file_set),
+            "temp_files": files.usage.files,
+            "temp_bytes": files.usage.bytes,
+        }
+
+    add_common_routes(app, service.ledger, health, queued=watch.waiting, held=held)
     add_page_route(app)  # before launch(), so it precedes Gradio's own "/"
 
     def run_core(
@@ -116,20 +136,30 @@ def serve(
         t_recv = stamps.pop(request_id)
         row = service.ledger.open(request_id, endpoint, t_recv if t_recv is not None else t_admit)
         row.t_admit = t_admit
+        still_wanted = watch.admitted()
         status = 500
         try:
-            answer = deliver(service.run(row, read_input))
-            status = 200
+            answer = deliver(service.run(row, read_input, still_wanted))
+            row.stage = Stage.DONE
+            # an answer finished after its caller left reaches nobody: its GPU time was waste
+            status = 200 if still_wanted() else CLIENT_GONE
             return answer
         except ImageError as exc:
             status = exc.status
+            raise gr.Error(str(exc), print_exception=False) from None
+        except GpuOutOfMemory as exc:
+            status = 503
             raise gr.Error(str(exc)) from None
+        except ClientGone:
+            status = CLIENT_GONE
+            raise gr.Error(
+                "the caller left before the GPU stage; nothing computed", print_exception=False
+            ) from None
         finally:
             service.ledger.close(row, status)
 
     def write_result(png: bytes) -> dict:
-        # named by the server, never by the client: a request id is client text
-        out_path = outputs_dir / f"{new_request_id()}.png"
+        out_path = files.new_result_path()
         out_path.write_bytes(png)
         return {"path": str(out_path), "meta": FILEDATA_META}
 
@@ -141,7 +171,7 @@ def serve(
             )
         path = Path(file["path"])
         # a FileData dict without "meta" skips Gradio's own upload-folder check
-        if not inside(path, temp_dir) or inside(path, outputs_dir):
+        if not inside(path, temp_dir) or files.is_result(path):
             raise ImageError(
                 "file path is outside the upload folder: upload the image through "
                 "POST /gradio_api/upload and pass the path it returns"
@@ -150,7 +180,8 @@ def serve(
             return path.read_bytes()
         except OSError:
             raise ImageError(
-                "uploaded file not found: upload it again through POST /gradio_api/upload"
+                "uploaded file not found (uploads are kept for --keep-files-s): upload it again "
+                "through POST /gradio_api/upload"
             ) from None
 
     @app.api(name="segment", concurrency_limit=concurrency, concurrency_id=CONCURRENCY_ID)
@@ -190,7 +221,7 @@ def serve(
 
     # SIGTERM (how the harness stops servers) must unwind through `finally` to clean the temp dir
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    threading.Thread(target=prune_until, args=(stop_pruning, temp_dir), daemon=True).start()
+    threading.Thread(target=files.prune_until, args=(stop_pruning,), daemon=True).start()
     try:
         app.launch(
             server_name=host,
@@ -198,12 +229,16 @@ def serve(
             prevent_thread_lock=True,
             quiet=True,
             show_error=True,
-            max_file_size=service.segmenter.limits.max_bytes,
+            max_file_size=max_image_bytes,
+            # each /call opens a session that keeps its input and output values until this many
+            # newer sessions exist; the segment endpoints keep no gr.State, so evicting is safe
+            state_session_capacity=state_sessions,
             mcp_server=mcp,
         )
         blocks = app.get_blocks()
         if max_queue is not None:
             blocks._queue.max_size = max_queue  # only settable after launch (docs/design.md §4)
+        watch.attach(blocks._queue)
         warm_up_queue(f"http://{host}:{port}")
         if mcp:
             # also builds the loopback client Gradio's MCP server creates on its first tool call
@@ -217,15 +252,23 @@ def serve(
 
 
 def warm_up_queue(base_url: str) -> None:
-    """Run each endpoint once: a shared concurrency_id takes its lowest limit only after that."""
-    sample = imaging.encode_base64(imaging.sample_png())
-    upload = _multipart_upload(base_url, imaging.sample_png())
-    for name, payload in (("segment_b64", sample), ("segment", {"path": upload, "meta": FILEDATA_META})):
-        event_id = _post_json(f"{base_url}/gradio_api/call/{name}", {"data": [payload]})["event_id"]
+    """Run each endpoint once: a shared concurrency_id takes its lowest limit only after that.
+    The FileData call is made as a client makes it: upload, call, download (which deletes it)."""
+    payloads: dict[str, Callable[[], object]] = {
+        "segment_b64": lambda: imaging.encode_base64(imaging.sample_png()),
+        # uploaded right before its call: --keep-files-s may be short
+        "segment": lambda: {"path": _multipart_upload(base_url, imaging.sample_png()), "meta": FILEDATA_META},
+    }
+    for name, make_payload in payloads.items():
+        event_id = _post_json(f"{base_url}/gradio_api/call/{name}", {"data": [make_payload()]})["event_id"]
         with urllib.request.urlopen(f"{base_url}/gradio_api/call/{name}/{event_id}", timeout=600) as stream:
             body = stream.read().decode()
         if "event: complete" not in body:
             raise RuntimeError(f"warm-up call of {name} failed: {body[-500:]}")
+        result = json.loads(body.split("event: complete\ndata:", 1)[1].split("\n", 1)[0])[0]
+        if isinstance(result, dict):
+            with urllib.request.urlopen(result["url"], timeout=60) as download:
+                download.read()
 
 
 def _post_json(url: str, payload: object) -> Any:

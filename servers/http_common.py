@@ -49,6 +49,9 @@ class ArrivalStamps:
     def pop(self, request_id: str) -> float | None:
         return self._stamps.pop(request_id, None)
 
+    def __len__(self) -> int:
+        return len(self._stamps)
+
 
 class RequestIdMiddleware:
     """Gives every HTTP request an ``X-Request-ID`` (the client's, or a new one) and echoes it.
@@ -104,9 +107,17 @@ def stamp_at_last_byte(receive: Receive, stamps: ArrivalStamps, request_id: str)
     return wrapped
 
 
-def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState, queued: Callable[[], int]) -> None:
+def add_common_routes(
+    app: FastAPI,
+    ledger: Ledger,
+    health: HealthState,
+    queued: Callable[[], int],
+    held: Callable[[], dict[str, int]],
+) -> None:
     """``queued``: requests accepted but not yet admitted to the guarded section (Gradio's queue,
-    the FastAPI semaphore's waiters), so a load generator can tell when a server is idle."""
+    the FastAPI semaphore's waiters), so a load generator can tell when a server is idle.
+    ``held``: what the server keeps between requests and must keep bounded (arrival stamps;
+    on Gradio its sessions, queue leftovers and temp files), so a soak can watch it."""
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -121,10 +132,18 @@ def add_common_routes(app: FastAPI, ledger: Ledger, health: HealthState, queued:
         if request_id is not None:
             snapshot["requests"] = [row for row in snapshot["requests"] if row["request_id"] == request_id]
         # the model travels with the rows: a ledger never reads as real-GPU evidence by accident
-        return JSONResponse({**snapshot, "queued": queued(), "model": health.info.get("model")})
+        return JSONResponse(
+            {**snapshot, "queued": queued(), "held": held(), "model": health.info.get("model")}
+        )
 
     @app.post("/ledger/reset")
     def reset_ledger() -> JSONResponse:
         return JSONResponse(
-            {"ok": True, **ledger.reset(), "queued": queued(), "model": health.info.get("model")}
+            {
+                "ok": True,
+                **ledger.reset(),
+                "queued": queued(),
+                "held": held(),
+                "model": health.info.get("model"),
+            }
         )

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
-from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
-from tests import gradio_http
-from tests.conftest import StartServer
+from tests.helpers import gradio_http
+from tests.helpers.common import PHOTO, StartServer
 
-PHOTO = (Path(__file__).parent / "data" / "photo.jpg").read_bytes()
 MAX_SIDE = 256
 
 

@@ -20,8 +20,8 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from loadtests.serverproc import ServerProcess
-from tests import gradio_http
-from tests.conftest import StartServer
+from tests.helpers import gradio_http
+from tests.helpers.common import StartServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = ROOT / "loadtests" / "data" / "scene-256.jpg"

@@ -15,17 +15,10 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from tests import gradio_http
-from tests.conftest import StartServer
+from tests.helpers import fastapi_http, gradio_http, server_state
+from tests.helpers.common import PHOTO, StartServer
 
-PHOTO = (Path(__file__).parent / "data" / "photo.jpg").read_bytes()
 KINDS = ("gradio", "fastapi", "fastapi-naive")
-
-
-def fastapi_raw(base: str, data: bytes, **headers: str) -> httpx.Response:
-    return httpx.post(
-        f"{base}/segment", content=data, headers={"Content-Type": "image/jpeg", **headers}, timeout=120
-    )
 
 
 def all_outputs(servers: dict, data: bytes) -> dict[str, bytes]:
@@ -37,7 +30,7 @@ def all_outputs(servers: dict, data: bytes) -> dict[str, bytes]:
             assert result.event == "complete", result.data
             outputs["gradio segment_b64"] = base64.b64decode(result.data[0])
         else:
-            response = fastapi_raw(server.url, data)
+            response = fastapi_http.segment(server.url, data)
             assert response.status_code == 200, response.text
             outputs[f"{kind} /segment"] = response.content
             multipart = httpx.post(f"{server.url}/segment", files={"image": ("p.jpg", data)}, timeout=120)
@@ -71,7 +64,7 @@ def test_in_process_pipeline_matches_the_servers(server_factory: StartServer) ->
 
     expected = Segmenter(SimBackend(0)).segment(PHOTO)
     server = server_factory("fastapi", "--model", "sim", "--sim-ms", "0")
-    assert fastapi_raw(server.url, PHOTO).content == expected
+    assert fastapi_http.segment(server.url, PHOTO).content == expected
 
 
 def test_gradio_client_contract(server_factory: StartServer, tmp_path: Path) -> None:
@@ -83,21 +76,6 @@ def test_gradio_client_contract(server_factory: StartServer, tmp_path: Path) -> 
     result = client.predict(handle_file(str(photo_path)), api_name="/segment")
     result_path = result["path"] if isinstance(result, dict) else result
     assert Path(result_path).read_bytes() == base64.b64decode(encoded)
-
-
-def test_request_id_is_echoed_and_generated(server_factory: StartServer) -> None:
-    server = server_factory("fastapi", "--model", "sim", "--sim-ms", "0")
-    assert fastapi_raw(server.url, PHOTO, **{"X-Request-ID": "mine-1"}).headers["x-request-id"] == "mine-1"
-    generated = fastapi_raw(server.url, PHOTO).headers["x-request-id"]
-    assert generated
-    ids = [row["request_id"] for row in httpx.get(f"{server.url}/ledger").json()["requests"]]
-    assert ids == ["mine-1", generated]
-
-
-def test_empty_request_id_gets_a_generated_one(server_factory: StartServer) -> None:
-    server = server_factory("fastapi", "--model", "sim", "--sim-ms", "0")
-    echoed = fastapi_raw(server.url, PHOTO, **{"X-Request-ID": ""}).headers["x-request-id"]
-    assert echoed and [row["request_id"] for row in ledger_rows(server.url)] == [echoed]
 
 
 def test_gradio_names_result_files_itself(server_factory: StartServer, tmp_path: Path) -> None:
@@ -123,10 +101,6 @@ def burst(requests: list) -> list:
         return list(pool.map(fire, requests))
 
 
-def ledger_rows(base: str) -> list[dict]:
-    return httpx.get(f"{base}/ledger").json()["requests"]
-
-
 @pytest.mark.parametrize(
     ("kind", "args", "expect_collisions"),
     [
@@ -150,9 +124,9 @@ def test_gpu_collisions_only_without_a_lock(
             for i in range(8)
         ]
     else:
-        calls = [lambda: fastapi_raw(server.url, PHOTO).status_code for _ in range(8)]
+        calls = [lambda: fastapi_http.segment(server.url, PHOTO).status_code for _ in range(8)]
     burst(calls)
-    rows = ledger_rows(server.url)
+    rows = server_state.ledger(server.url)["requests"]
     assert len(rows) == 8 and all(row["status"] == 200 for row in rows)
     max_depth = max(row["gpu_depth"] for row in rows)
     assert (max_depth > 1) if expect_collisions else (max_depth == 1)
@@ -163,12 +137,12 @@ def test_gpu_collisions_only_without_a_lock(
 
 def test_fastapi_max_queue_answers_503_with_retry_after(server_factory: StartServer) -> None:
     server = server_factory("fastapi", "--model", "sim", "--sim-ms", "400", "--max-queue", "1")
-    responses = burst([lambda: fastapi_raw(server.url, PHOTO) for _ in range(5)])
+    responses = burst([lambda: fastapi_http.segment(server.url, PHOTO) for _ in range(5)])
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(200) >= 2 and 503 in statuses
     rejected = next(r for r in responses if r.status_code == 503)
     assert rejected.headers["retry-after"] == "1" and "retry" in rejected.json()["detail"]
-    assert fastapi_raw(server.url, PHOTO).status_code == 200
+    assert fastapi_http.segment(server.url, PHOTO).status_code == 200
 
 
 def test_gradio_max_queue_answers_503(server_factory: StartServer) -> None:
@@ -203,6 +177,19 @@ def test_gradio_max_queue_answers_503(server_factory: StartServer) -> None:
             "--torch-threads means nothing for model sim",
         ),
         (["gradio", "--model", "sim", "--device", "cpu"], "--device means nothing for model sim"),
+        (
+            ["fastapi", "--model", "sim", "--state-sessions", "8"],
+            "--state-sessions means nothing for fastapi",
+        ),
+        (["fastapi-naive", "--keep-files-s", "5"], "--keep-files-s means nothing for fastapi-naive"),
+        (["fastapi", "--max-temp-mb", "5"], "--max-temp-mb means nothing for fastapi"),
+        (["gradio", "--model", "sim", "--state-sessions", "0"], "--state-sessions must be >= 1"),
+        (["gradio", "--model", "sim", "--keep-files-s", "0"], "--keep-files-s must be > 0"),
+        (
+            ["fastapi", "--model", "u2netp", "--sim-memory-gb", "2"],
+            "--sim-memory-gb means nothing for model u2netp",
+        ),
+        (["fastapi", "--model", "sim", "--sim-memory-gb", "0.5"], "--sim-memory-gb 0.5 holds no image"),
     ],
 )
 def test_meaningless_flags_are_refused(argv: list[str], message: str) -> None:

@@ -2,7 +2,9 @@
 
 Stamps are ``time.time()`` so rows join with the load generator's rows across processes on
 one host. Rows live in a bounded buffer; what it had to drop is counted, never hidden.
-Thread-safe: the CPU and GPU stages run in worker threads.
+Thread-safe: the CPU and GPU stages run in worker threads. A row's ``stage`` is the last
+stage the request entered, so a failed or abandoned row says how far it got (and whether
+the GPU ran for it: ``t_gpu_start`` is set).
 """
 
 from __future__ import annotations
@@ -14,9 +16,28 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 DEFAULT_CAPACITY = 100_000
+# nginx's "client closed request": the client went away before its answer was sent
+CLIENT_GONE = 499
+
+
+class Stage(StrEnum):
+    """Where a request can be; a row's ``stage`` names the last one it entered (FastAPI's GPU
+    lock scope queues after ``pre``; Gradio's queue and the request lock scope before it)."""
+
+    RECEIVED = "received"  # body read, nothing run yet
+    QUEUED = "queued"  # waiting for the GPU lock (FastAPI) or in Gradio's queue
+    PRE = "pre"  # decode, resize, normalise
+    GPU = "gpu"
+    POST = "post"  # mask resize, compose, encode
+    DONE = "done"  # the answer is rendered
+
+
+class ClientGone(Exception):
+    """The client went away before the GPU stage: the stage is skipped, the row closed as 499."""
 
 
 def new_request_id() -> str:
@@ -36,6 +57,7 @@ class LedgerRow:
     pre_s: float | None = None
     post_s: float | None = None
     gpu_depth: int | None = None
+    stage: str = Stage.RECEIVED
 
 
 class Ledger:
@@ -73,6 +95,7 @@ class Ledger:
         with self._lock:
             self.in_gpu += 1
             row.gpu_depth = self.in_gpu
+        row.stage = Stage.GPU
         row.t_gpu_start = time.time()
         try:
             yield

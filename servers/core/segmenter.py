@@ -3,7 +3,8 @@
 The three stages are separate so an adapter can hold its GPU lock around the GPU stage
 alone (FastAPI ``--lock-scope gpu``) or around all of them (Gradio's queue, FastAPI
 ``--lock-scope request``). :class:`LedgeredSegmenter` stamps each stage into the request's ledger row,
-so both adapters measure the same things the same way.
+so both adapters measure the same things the same way, and skips the GPU stage for a request
+whose client has gone.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from PIL import Image
 
 from servers.core import imaging
 from servers.core.backends.base import Backend, BackendInfo
-from servers.core.ledger import Ledger, LedgerRow
+from servers.core.ledger import ClientGone, Ledger, LedgerRow, Stage
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,16 @@ class Segmenter:
         return self.post(prepared, self.gpu([prepared])[0])
 
 
+def always_wanted() -> bool:
+    return True
+
+
 class LedgeredSegmenter:
-    """The Segmenter's stages, each timed into a ledger row: what both adapters call."""
+    """The Segmenter's stages, each timed into a ledger row: what both adapters call.
+
+    ``still_wanted`` (the adapter's view of the client: connected, or its queue event alive)
+    is asked once more just before the GPU stage: no GPU time for an answer nobody will read.
+    """
 
     def __init__(self, segmenter: Segmenter, ledger: Ledger) -> None:
         self.segmenter = segmenter
@@ -76,23 +85,31 @@ class LedgeredSegmenter:
     def pre(self, row: LedgerRow, read: Callable[[], bytes]) -> Prepared:
         """``read`` yields the image bytes (base64 decode, upload read, or the body as it is):
         it is timed as pre-processing so both adapters account for it in the same stage."""
+        row.stage = Stage.PRE
         started = time.perf_counter()
         try:
             return self.segmenter.pre(read())
         finally:
             row.pre_s = time.perf_counter() - started
 
-    def gpu(self, row: LedgerRow, prepared: Prepared) -> np.ndarray:
+    def gpu(
+        self, row: LedgerRow, prepared: Prepared, still_wanted: Callable[[], bool] = always_wanted
+    ) -> np.ndarray:
+        if not still_wanted():
+            raise ClientGone
         with self.ledger.gpu_stage(row):
             return self.segmenter.gpu([prepared])[0]
 
     def post(self, row: LedgerRow, prepared: Prepared, mask: np.ndarray) -> bytes:
+        row.stage = Stage.POST
         started = time.perf_counter()
         try:
             return self.segmenter.post(prepared, mask)
         finally:
             row.post_s = time.perf_counter() - started
 
-    def run(self, row: LedgerRow, read: Callable[[], bytes]) -> bytes:
+    def run(
+        self, row: LedgerRow, read: Callable[[], bytes], still_wanted: Callable[[], bool] = always_wanted
+    ) -> bytes:
         prepared = self.pre(row, read)
-        return self.post(row, prepared, self.gpu(row, prepared))
+        return self.post(row, prepared, self.gpu(row, prepared, still_wanted))

@@ -21,6 +21,7 @@ class ModelOptions:
     weights: str | None = None
     device: str = "auto"
     sim_ms: float = 50.0
+    sim_memory_gb: float | None = None  # the simulated GPU's capacity; None: unbounded
     random_weights: bool = False
     seed: int = 0
     variant: str = "large"
@@ -50,7 +51,8 @@ def build_backend(model: str, options: ModelOptions) -> Backend:
     if model == "sim":
         from servers.core.backends.sim import SimBackend
 
-        return SimBackend(options.sim_ms)
+        capacity = None if options.sim_memory_gb is None else int(options.sim_memory_gb * 1e9)
+        return SimBackend(options.sim_ms, capacity_bytes=capacity)
     if model == "u2netp":
         from servers.core.backends.u2netp import U2NetPBackend
 

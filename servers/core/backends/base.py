@@ -3,7 +3,9 @@
 A backend owns only "the GPU stage": a batch of already-normalised float32 images
 ``[B, 3, H, W]`` in, a batch of masks ``[B, H, W]`` with values in ``[0, 1]`` out.
 Decoding, resizing, normalising, composing and encoding live in ``imaging.py`` and are
-the same for every backend, so outputs differ only by what the model computes.
+the same for every backend, so outputs differ only by what the model computes. A backend
+that runs out of device memory raises :class:`GpuOutOfMemory` (and has freed what it could),
+the one exception the adapters map to a 503.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+
+class GpuOutOfMemory(RuntimeError):
+    """The GPU stage ran out of device memory; the backend's cache is already emptied.
+
+    Adapters answer 503 with this message and keep serving: the request may succeed when
+    fewer others share the device.
+    """
 
 
 @dataclass(frozen=True)

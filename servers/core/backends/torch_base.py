@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from servers.core.backends.base import BackendInfo
+from servers.core.backends.base import BackendInfo, GpuOutOfMemory
 
 
 def resolve_device(device: str) -> torch.device:
@@ -36,6 +36,19 @@ class TorchBackend:
         raise NotImplementedError
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            return self._infer(batch)
+        except torch.cuda.OutOfMemoryError as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else "CUDA out of memory"
+        # outside the except block: its traceback (and the activations its frames hold) is
+        # gone, so emptying the cache gives those blocks back for the calls that follow
+        torch.cuda.empty_cache()
+        raise GpuOutOfMemory(
+            f"the GPU ran out of memory for a batch of {len(batch)} on {self.device} ({detail}): "
+            "retry later, or serve with a lower --concurrency"
+        )
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, self.dtype)
             mask = self.to_mask(self.module(x)).float()
