@@ -217,23 +217,26 @@ def headline_sweep(summaries: Sequence[PointSummary]) -> str | None:
 
 def throughput_vs_p90(summaries: Sequence[PointSummary], knee_list: Sequence[Knee]) -> Figure:
     """The chart that carries the verdict: p90 against throughput per series, one point per load
-    (labelled with it) with whiskers over both intervals, the knee starred."""
+    (labelled with it) with whiskers over both intervals, the knee starred. Where no point of
+    the sweep has the samples for p90, p50 is drawn and the title says so."""
     scenario = headline_sweep(summaries)
     if scenario is None:
         return _message_figure("Throughput vs p90", "no throughput or open-loop sweep in this run")
     with_run = _several_runs(summaries)
+    # p50 stands in only where no point of the sweep has the samples for p90, and says so
+    stat = "p90" if any("p90" in s.intervals for s in summaries if s.scenario == scenario) else "p50"
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     for label, points in _series(summaries, scenario).items():
         _plot_points(
             ax,
             [s.intervals.get("throughput") for s in points],
-            [s.intervals.get("p90") for s in points],
+            [s.intervals.get(stat) for s in points],
             [s.valid for s in points],
             label,
             y_scale=1e3,
         )
         for s in points:
-            x, y = s.estimate("throughput"), s.estimate("p90")
+            x, y = s.estimate("throughput"), s.estimate(stat)
             if x is not None and y is not None:
                 ax.annotate(
                     s.load_point, (x, y * 1e3), textcoords="offset points", xytext=(5, -10), fontsize=7
@@ -247,7 +250,7 @@ def throughput_vs_p90(summaries: Sequence[PointSummary], knee_list: Sequence[Kne
             if (s.run_id, s.server, s.client, s.scenario, s.load)
             == (knee.run_id, knee.server, knee.client, scenario, knee.load)
         )
-        x, y = at.estimate("throughput"), at.estimate("p90")
+        x, y = at.estimate("throughput"), at.estimate(stat)
         if x is None or y is None:
             continue
         ax.scatter([x], [y * 1e3], marker="*", s=220, color="gold", edgecolors="black", zorder=4)
@@ -258,11 +261,10 @@ def throughput_vs_p90(summaries: Sequence[PointSummary], knee_list: Sequence[Kne
             xytext=(6, 6),
             fontsize=7,
         )
-    ax.set(
-        title=f"Throughput against p90 — {scenario} sweep (★ knee)",
-        xlabel="images/s (95% CI)",
-        ylabel="p90 latency, ms (95% CI)",
-    )
+    title = f"Throughput against {stat} — {scenario} sweep (★ knee)"
+    if stat != "p90":
+        title += "\nno point has the samples for p90: p50 shown, and no verdict rests on it"
+    ax.set(title=title, xlabel="images/s (95% CI)", ylabel=f"{stat} latency, ms (95% CI)")
     _legend(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -4,14 +4,17 @@ it adds; every sentence symmetric between the servers."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+
+import pandas as pd
 
 from reports.analysis import analyse
 from reports.load import load_run
 from reports.metrics.deploy import Choice, Finding, Recommendation
 from reports.metrics.intervals import T_PAIRED
-from reports.schema import ScenarioName
+from reports.schema import RUN_FILE, TABLE_FILE, ScenarioName
 from tests.helpers.reports_tables import (
     burst_rows,
     closed_loop_run,
@@ -204,3 +207,22 @@ def test_the_lock_scope_is_read_from_the_run(tmp_path: Path) -> None:
     rec = analyse(load_run(run_dir)).recommendation
     assert not any("gpu only" in text for text in texts(rec))
     assert any("lock-scope request" in text for text in texts(rec)), texts(rec)
+
+
+def test_a_load_whose_trials_do_not_pair_is_not_compared(tmp_path: Path) -> None:
+    run_dir = closed_loop_run(tmp_path, {"fastapi": {2: 0.1, 4: 0.1}, "gradio": {2: 0.1, 4: 0.1}}, trials=3)
+    meta = json.loads((run_dir / RUN_FILE).read_text())
+    gone = {(p["server"], p["load_point"], p["trial"]) for p in meta["points"]} & {
+        ("gradio", "users=4", 2),
+        ("gradio", "users=4", 3),
+    }
+    meta["points"] = [p for p in meta["points"] if (p["server"], p["load_point"], p["trial"]) not in gone]
+    (run_dir / RUN_FILE).write_text(json.dumps(meta))
+    table = pd.read_csv(run_dir / TABLE_FILE, dtype=str, keep_default_na=False)
+    rows = zip(table["server"], table["load_point"], table["trial"].astype(int), strict=True)
+    keep = [row not in gone for row in rows]
+    table[keep].to_csv(run_dir / TABLE_FILE, index=False)
+    rec = analyse(load_run(run_dir)).recommendation
+    assert [c.load_point for c in rec.comparisons] == ["users=2"]
+    assert rec.missing == ["users=4: the trials do not pair (fastapi 3, gradio 1 trials)"]
+    assert rec.decisive is not None and rec.decisive.load_point == "users=2"

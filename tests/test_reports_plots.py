@@ -98,3 +98,16 @@ def test_a_one_load_sweep_is_a_point_with_whiskers_and_a_longer_one_a_line(tmp_p
     spans = [(seg[:, 1].min(), seg[:, 1].max()) for seg in segments]
     assert any(np.isclose(low, fastapi.low) and np.isclose(high, fastapi.high) for low, high in spans)
     plots.plt.close(figure)
+
+
+def test_the_headline_says_when_no_point_has_the_samples_for_p90(tmp_path: Path) -> None:
+    thin = analyse(load_run(closed_loop_run(tmp_path / "thin", {"fastapi": {1: 0.1, 2: 0.1}}, duration=3.0)))
+    assert all("p90" not in s.intervals for s in thin.summaries)
+    figure = plots.throughput_vs_p90(thin.summaries, thin.knees)
+    (ax,) = figure.axes
+    assert "p50 shown, and no verdict rests on it" in ax.get_title() and ax.get_ylabel().startswith("p50")
+    plots.plt.close(figure)
+    full = analyse(load_run(closed_loop_run(tmp_path / "full", {"fastapi": {1: 0.1, 2: 0.1}})))
+    figure = plots.throughput_vs_p90(full.summaries, full.knees)
+    assert figure.axes[0].get_ylabel().startswith("p90")
+    plots.plt.close(figure)
