@@ -151,12 +151,19 @@ def rate_interval(t_done: object, rate: float) -> Interval | None:
 
 def seconds_per_event_interval(seconds: object, rate: float, method: str) -> Interval | None:
     """A rate of events (``rate``) with a bootstrap interval over the seconds each event took:
-    completion gaps (``BOOTSTRAP_GAPS``) or each burst's makespan per image (``BOOTSTRAP_BURSTS``)."""
+    completion gaps (``BOOTSTRAP_GAPS``) or each burst's makespan per image (``BOOTSTRAP_BURSTS``).
+
+    ``rate`` may be counted otherwise than as 1 / mean gap (a window's completions / its
+    length, whose edges the gaps do not see): the bootstrap's spread relative to the sample's
+    own rate is carried over to it, so the interval always holds its estimate."""
     sample = _finite(seconds)
     sample = sample[sample >= 0]
     if len(sample) < 2 or sample.mean() <= 0:
         return None
-    return _bootstrap((sample,), rate_of_gaps, rate, method)
+    own_rate = float(rate_of_gaps(sample[np.newaxis, :])[0])
+    spread = _bootstrap((sample,), rate_of_gaps, own_rate, method)
+    scale = rate / own_rate
+    return Interval(rate, spread.low * scale, spread.high * scale, method, spread.n)
 
 
 def _paired(a: Mapping[int, float], b: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray]:
