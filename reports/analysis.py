@@ -1,4 +1,5 @@
-"""One run analysed: its rules, per-point metrics and verdicts, knees and deploy recommendation.
+"""One run analysed: its rules, per-trial metrics, per-point summaries, knees, Gradio's second
+opinion and the deploy recommendation.
 
 ``analyse`` is the one place a loaded run becomes numbers: the report builder and the
 notebook call it rather than chaining the ``reports.metrics`` functions themselves.
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 from reports.load import LoadedRun
 from reports.metrics.deploy import Recommendation, recommend
 from reports.metrics.points import PointMetrics, point_metrics
+from reports.metrics.profiler import ProfilerCheck, profiler_checks
 from reports.metrics.rules import ValidityRules, rules_from_mapping
+from reports.metrics.summaries import PointSummary, summarise
 from reports.metrics.sweeps import Knee, knees
 
 
@@ -21,9 +24,11 @@ class RunAnalysis:
 
     run: LoadedRun
     rules: ValidityRules
-    results: list[PointMetrics]
+    results: list[PointMetrics]  # one per trial of each point
+    summaries: list[PointSummary]  # one per point, over its trials
     knees: list[Knee]
     recommendation: Recommendation
+    profiler: list[ProfilerCheck]  # gradio points: the ledger against Gradio's own profiler
 
     @property
     def device(self) -> str:
@@ -34,5 +39,19 @@ def analyse(run: LoadedRun) -> RunAnalysis:
     """The run judged by the rules it recorded (the defaults where it recorded none)."""
     rules = rules_from_mapping(run.meta.get("validity"))
     device = str(run.model.get("device") or "")
-    results = point_metrics(run.table, run.points, rules, run_id=run.run_id, device=device)
-    return RunAnalysis(run, rules, results, knees(results, rules), recommend(results, device))
+    results = point_metrics(run.table, run.points, rules, run_id=run.run_id, device=device, ledger=run.ledger)
+    summaries = summarise(run.table, results, rules, run.repeat)
+    profiler = profiler_checks(run.table, results, run.traces, rules)
+    by_key = {s.key: s for s in summaries}
+    for check in profiler:
+        if check.note:
+            by_key[check.key].notes.append(check.note)
+    return RunAnalysis(
+        run,
+        rules,
+        results,
+        summaries,
+        knees(summaries, rules),
+        recommend(summaries, rules, device, run.lock_scope("fastapi")),
+        profiler,
+    )

@@ -2,8 +2,9 @@
 
 ``build_report`` analyses each run (``reports.analysis``), draws its figures
 (``reports.figures``) and writes ``report.html`` (``reports.html_report``), ``summary.md``
-(``reports.markdown_summary``) and the figures as PNG files beside them; ``main`` is what
-the ``gvf report`` command calls. Every document states the model, real or random weights
+(``reports.markdown_summary``), the figures as PNG files and the load-point tables as CSV
+(each point over its trials, and every trial) beside them; ``main`` is what the
+``gvf report`` command calls. Every document states the model, real or random weights
 and the device, loudly where the numbers are not a real GPU measurement.
 """
 
@@ -21,6 +22,9 @@ from reports.html_report import comparison_html, render_html
 from reports.labels import comparability
 from reports.load import load_run
 from reports.markdown_summary import render_markdown
+from reports.metrics.points import metrics_frame
+from reports.metrics.summaries import summaries_frame
+from reports.tables import SUMMARY_CSV, TRIALS_CSV
 
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "summary.md"
@@ -43,7 +47,8 @@ def build_report(run_dirs: list[Path], out: Path | None = None) -> Path:
     paths = [Path(p) for p in run_dirs]
     analyses = [analyse(load_run(p)) for p in paths]
     several = len(analyses) > 1
-    run_figures = [figures_for(a, prefix=f"{_safe_stem(a.run.run_id)}-" if several else "") for a in analyses]
+    prefixes = [f"{_safe_stem(a.run.run_id)}-" if several else "" for a in analyses]
+    run_figures = [figures_for(a, prefix=p) for a, p in zip(analyses, prefixes, strict=True)]
     differing = comparability([a.run for a in analyses]) if several else []
     comparison = ""
     comparison_figs: list[Figure] = []
@@ -55,9 +60,14 @@ def build_report(run_dirs: list[Path], out: Path | None = None) -> Path:
     (target / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
     for figure in comparison_figs + [f for figs in run_figures for f in figs]:
         (target / FIGURES_DIR / f"{figure.name}.png").write_bytes(figure.png)
+    for analysis, prefix in zip(analyses, prefixes, strict=True):
+        summaries_frame(analysis.summaries).to_csv(target / f"{prefix}{SUMMARY_CSV}", index=False)
+        metrics_frame(analysis.results).to_csv(target / f"{prefix}{TRIALS_CSV}", index=False)
     html_path = target / HTML_FILE
-    html_path.write_text(render_html(analyses, run_figures, comparison), encoding="utf-8")
-    (target / MARKDOWN_FILE).write_text(render_markdown(analyses, run_figures, differing), encoding="utf-8")
+    html_path.write_text(render_html(analyses, run_figures, comparison, prefixes), encoding="utf-8")
+    (target / MARKDOWN_FILE).write_text(
+        render_markdown(analyses, run_figures, differing, prefixes), encoding="utf-8"
+    )
     return html_path
 
 

@@ -15,6 +15,8 @@ from reports.analysis import RunAnalysis
 from reports.labels import comparison_footer, figure_footer, footer_is_loud
 
 FIGURES_DIR = "figures"
+# The chart that carries the verdict: the report shows it right under the verdict.
+HEADLINE = "throughput_vs_p90"
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,13 @@ class Figure:
 
 
 def figures_for(analysis: RunAnalysis, prefix: str = "") -> list[Figure]:
-    """The figures of one run, their file stems prefixed by ``prefix``."""
-    table, results, device = analysis.run.table, analysis.results, analysis.device
+    """The figures of one run, the headline first, their file stems prefixed by ``prefix``."""
+    table, results, summaries, device = (
+        analysis.run.table,
+        analysis.results,
+        analysis.summaries,
+        analysis.device,
+    )
     simulated = device == plots.SIMULATED_DEVICE
     memory_caption = (
         "Peak SIMULATED memory vs concurrency (the sim backend's accounting per in-flight call, "
@@ -38,21 +45,26 @@ def figures_for(analysis: RunAnalysis, prefix: str = "") -> list[Figure]:
     )
     drawn = [
         (
+            HEADLINE,
+            "Throughput against p90 per server, one point per load with its 95% intervals "
+            "(whiskers); ★ marks the knee, hollow markers INVALID points",
+            plots.throughput_vs_p90(summaries, analysis.knees),
+        ),
+        (
             "latency_vs_load",
-            "Latency percentiles vs load (each percentile only where the sample supports it)",
-            plots.latency_vs_load(results),
+            "Latency percentiles vs load (each only where the pooled sample supports it; whiskers: 95% CI)",
+            plots.latency_vs_load(summaries),
         ),
         (
             "throughput_vs_load",
-            "Throughput in the measured window vs load",
-            plots.throughput_vs_load(results),
+            "Throughput in the measured window vs load (whiskers: 95% CI)",
+            plots.throughput_vs_load(summaries),
         ),
         (
-            "throughput_vs_p90",
-            "Throughput against p90 latency; ★ marks the knee",
-            plots.throughput_vs_p90(results, analysis.knees),
+            "latency_cdf",
+            "Latency CDF (the table's sample: successful and timed-out requests)",
+            plots.latency_cdf(table, results),
         ),
-        ("latency_cdf", "Latency CDF", plots.latency_cdf(table, results)),
         (
             "gpu_timeline",
             "GPU intervals in the collision scenario",
@@ -62,10 +74,10 @@ def figures_for(analysis: RunAnalysis, prefix: str = "") -> list[Figure]:
             "decomposition",
             "Latency decomposition: wait / pre / gpu / post / protocol, means over the successful "
             "requests with a ledger row",
-            plots.decomposition_bars(results),
+            plots.decomposition_bars(summaries),
         ),
-        ("memory", memory_caption, plots.memory_vs_concurrency(results, device)),
-        ("closed_vs_open", "Closed-loop vs open-loop tail latency", plots.closed_vs_open_tail(results)),
+        ("memory", memory_caption, plots.memory_vs_concurrency(summaries, device)),
+        ("closed_vs_open", "Closed-loop vs open-loop tail latency", plots.closed_vs_open_tail(summaries)),
     ]
     footer, loud = figure_footer(analysis.run), footer_is_loud(analysis.run)
     return [
@@ -75,7 +87,7 @@ def figures_for(analysis: RunAnalysis, prefix: str = "") -> list[Figure]:
 
 def comparison_figures(analyses: Sequence[RunAnalysis]) -> list[Figure]:
     """Throughput and latency of all runs on shared axes (only for comparable runs)."""
-    combined = [m for a in analyses for m in a.results]
+    combined = [s for a in analyses for s in a.summaries]
     footer = comparison_footer([a.run for a in analyses])
     loud = any(footer_is_loud(a.run) for a in analyses)
     return [

@@ -4,6 +4,9 @@ A run that crashed or was interrupted is still a run: its table may end in a hal
 line, its run.json may say ``failed``/``interrupted``, lack ``ended`` or be missing, and
 its last point may be absent from ``points``. Loading tolerates all of that and lists
 what was incomplete in :attr:`LoadedRun.partial_reasons`, so every document can say so.
+The raw server ledger (``ledger.jsonl``) and Gradio's profiler traces (``profiling.jsonl``)
+are read where the run kept them: the first is the independent count the table's
+completions are checked against, the second Gradio's own timing of each queued event.
 """
 
 from __future__ import annotations
@@ -16,9 +19,25 @@ from typing import Any
 
 import pandas as pd
 
-from reports.schema import COLUMN_TYPES, COLUMNS, RUN_FILE, TABLE_FILE, PointRecord
+from reports.schema import (
+    COLUMN_TYPES,
+    COLUMNS,
+    LEDGER_FILE,
+    PROFILING_FILE,
+    RUN_FILE,
+    TABLE_FILE,
+    PointRecord,
+    RequestRow,
+)
 
 _TRUE_TEXT = {"true", "1", "yes"}
+# Numeric columns whose schema default is a number: a table written before the column
+# existed (or a blank cell) takes that default, e.g. ``trial`` 1 for a run without --repeat.
+_NUMERIC_DEFAULTS = {
+    f.name: f.default
+    for f in fields(RequestRow)
+    if COLUMN_TYPES[f.name] in ("int", "float") and isinstance(f.default, int | float)
+}
 
 
 @dataclass
@@ -30,6 +49,8 @@ class LoadedRun:
     meta: dict[str, Any]
     points: list[PointRecord]
     partial_reasons: list[str] = field(default_factory=list)
+    ledger: pd.DataFrame | None = None  # raw server ledger rows (None: the run kept none)
+    traces: pd.DataFrame | None = None  # Gradio's profiler traces (None: not collected)
 
     @property
     def run_id(self) -> str:
@@ -42,6 +63,16 @@ class LoadedRun:
     @property
     def model(self) -> dict[str, Any]:
         return dict(self.meta.get("model") or {})
+
+    @property
+    def repeat(self) -> int:
+        """How many trials of each point the run asked for (1 for a run without --repeat)."""
+        return int(self.meta.get("repeat") or 1)
+
+    def lock_scope(self, server: str) -> str | None:
+        """The lock scope a server ran with ("gpu" or "request"), None where not recorded."""
+        scope = (self.meta.get("servers") or {}).get(server, {}).get("lock_scope")
+        return str(scope) if scope else None
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, bool]:
@@ -71,6 +102,8 @@ def typed_table(raw: pd.DataFrame) -> pd.DataFrame:
         column = raw[name] if name in raw.columns else pd.Series("", index=raw.index, dtype=str)
         column = column.astype(object).where(column.notna(), "").astype(str).str.strip()
         kind = COLUMN_TYPES[name]
+        if name in _NUMERIC_DEFAULTS:
+            column = column.replace("", str(_NUMERIC_DEFAULTS[name]))
         if kind == "float":
             table[name] = pd.to_numeric(column.replace("", None), errors="coerce").astype("float64")
         elif kind == "int":
@@ -103,6 +136,22 @@ def point_records(meta: dict[str, Any]) -> list[PointRecord]:
     return records
 
 
+def read_jsonl(path: Path) -> pd.DataFrame | None:
+    """One JSON object per line as a DataFrame; None where the file is missing. A line cut
+    short by a crash (or anything that is not an object) is skipped."""
+    if not path.exists():
+        return None
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
 def load_run(run_dir: Path | str) -> LoadedRun:
     """Load a run directory (complete or not)."""
     path = Path(run_dir)
@@ -125,4 +174,12 @@ def load_run(run_dir: Path | str) -> LoadedRun:
         reasons.append(f"{TABLE_FILE} ended in a half-written line (dropped)")
     if not (path / TABLE_FILE).exists():
         reasons.append(f"{TABLE_FILE} missing: no request completed")
-    return LoadedRun(path=path, table=table, meta=meta, points=point_records(meta), partial_reasons=reasons)
+    return LoadedRun(
+        path=path,
+        table=table,
+        meta=meta,
+        points=point_records(meta),
+        partial_reasons=reasons,
+        ledger=read_jsonl(path / LEDGER_FILE),
+        traces=read_jsonl(path / PROFILING_FILE),
+    )

@@ -1,5 +1,6 @@
-"""The Markdown summary: the verdicts, the deploy section, a short table of the load points,
-the knees, links to the figure files and the rules applied, per run or comparison.
+"""The Markdown summary, the answer first: per run the verdict, the chart that carries it and the
+model banner, then the evidence, a compact table of the load points (CSV beside it), Gradio's
+second opinion, the knees, links to the figure files and the rules applied.
 """
 
 from __future__ import annotations
@@ -7,9 +8,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reports.analysis import RunAnalysis
-from reports.figures import FIGURES_DIR, Figure
+from reports.figures import FIGURES_DIR, HEADLINE, Figure
 from reports.labels import model_line, warnings_for
-from reports.tables import KNEE_COLUMNS, SUMMARY_POINT_COLUMNS, knee_cells, rules_text, summary_point_cells
+from reports.tables import (
+    KNEE_COLUMNS,
+    PROFILER_COLUMNS,
+    SUMMARY_COLUMNS,
+    SUMMARY_CSV,
+    TRIALS_CSV,
+    knee_cells,
+    profiler_cells,
+    rules_text,
+    summary_cells,
+)
 
 
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -21,18 +32,39 @@ def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def run_section_markdown(analysis: RunAnalysis, figures: Sequence[Figure]) -> str:
+def run_section_markdown(analysis: RunAnalysis, figures: Sequence[Figure], prefix: str = "") -> str:
     run, rec = analysis.run, analysis.recommendation
-    lines = [f"## Run {run.run_id}", "", model_line(run), ""]
+    headline = next((f for f in figures if f.name == prefix + HEADLINE), None)
+    lines = [f"## Run {run.run_id}", "", "### Which should I deploy?", "", f"**{rec.verdict}**", ""]
+    if headline is not None:
+        lines += [f"![{headline.caption}]({FIGURES_DIR}/{headline.name}.png)", ""]
+    lines += [model_line(run), ""]
     lines += [f"> **{w}**\n" for w in warnings_for(run)]
     if run.partial:
         lines.append(f"> **PARTIAL RUN** — {'; '.join(run.partial_reasons)}\n")
-    lines += ["", "### Which should I deploy?", "", "_Computed from this run's VALID points only._", ""]
+    lines += ["", "### The evidence", "", "_Computed from this run's VALID points only._", ""]
     lines += [f"- **{f.label}:** {f.text}  \n  _Rule: {f.rule}_" for f in rec.findings]
-    lines += ["", f"**{rec.verdict}**", "", "Facts from documentation, not measured by this run:", ""]
+    lines += ["", "Facts from documentation, not measured by this run:", ""]
     lines += [f"- {fact}" for fact in rec.facts]
-    rows = [summary_point_cells(m) for m in analysis.results]
-    lines += ["", "### Load points", "", _md_table(SUMMARY_POINT_COLUMNS, rows), ""]
+    rows = [summary_cells(s) for s in analysis.summaries]
+    summary_csv, trials_csv = prefix + SUMMARY_CSV, prefix + TRIALS_CSV
+    lines += [
+        "",
+        "### Load points",
+        "",
+        f"Each point over its trials: estimate (95% CI). As CSV: [{summary_csv}]({summary_csv}), every "
+        f"trial: [{trials_csv}]({trials_csv}).",
+        "",
+        _md_table(SUMMARY_COLUMNS, rows),
+        "",
+    ]
+    if analysis.profiler:
+        lines += [
+            "### Gradio's second opinion",
+            "",
+            _md_table(PROFILER_COLUMNS, [profiler_cells(c) for c in analysis.profiler]),
+            "",
+        ]
     if analysis.knees:
         lines += ["### Knees", "", _md_table(KNEE_COLUMNS, [knee_cells(k) for k in analysis.knees]), ""]
     lines += ["### Figures", ""] + [f"- [{f.caption}]({FIGURES_DIR}/{f.name}.png)" for f in figures]
@@ -41,7 +73,10 @@ def run_section_markdown(analysis: RunAnalysis, figures: Sequence[Figure]) -> st
 
 
 def render_markdown(
-    analyses: Sequence[RunAnalysis], run_figures: Sequence[Sequence[Figure]], differing: Sequence[str]
+    analyses: Sequence[RunAnalysis],
+    run_figures: Sequence[Sequence[Figure]],
+    differing: Sequence[str],
+    prefixes: Sequence[str] | None = None,
 ) -> str:
     lines = ["# gvf report — " + ", ".join(a.run.run_id for a in analyses), ""]
     if len(analyses) > 1:
@@ -51,5 +86,6 @@ def render_markdown(
             else "The runs share backend, device and weights: the comparison figures put them on one axis."
         )
         lines.append("")
-    lines += [run_section_markdown(a, f) for a, f in zip(analyses, run_figures, strict=True)]
+    prefixes = prefixes or [""] * len(analyses)
+    lines += [run_section_markdown(a, f, p) for a, f, p in zip(analyses, run_figures, prefixes, strict=True)]
     return "\n\n".join(lines) + "\n"

@@ -1,11 +1,13 @@
 """Figures of a report, drawn with matplotlib (Agg) from metrics and rows; no metric logic.
 
-Every function returns a ``Figure``. Lines are one per series (server/client, prefixed by
-the run where several runs share the axes); INVALID points are drawn hollow so they stay
-visible without being mistaken for evidence. A figure that cannot be drawn says why.
-``png_bytes`` renders a figure with a footer naming the model, its weights and the device
-(docs/design.md §6), drawn on the image and kept in the PNG's metadata: the files in ``figures/``
-are read on their own.
+Every function returns a ``Figure``. Points are the load points over their trials
+(``PointSummary``), each drawn at its estimate with whiskers spanning its 95% interval; a
+series (server/client, prefixed by the run where several runs share the axes) is joined by a
+line only where it has two loads or more, so a one-point sweep is a point with intervals, never
+a line on a degenerate axis. INVALID points are drawn hollow so they stay visible without being
+mistaken for evidence. A figure that cannot be drawn says why. ``png_bytes`` renders a figure
+with a footer naming the model, its weights and the device (docs/design.md §6), drawn on the
+image and kept in the PNG's metadata: the files in ``figures/`` are read on their own.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reports.metrics.points import PointMetrics, measured_rows
-from reports.metrics.rows import COMPONENTS, gpu_overlaps, latency
+from reports.metrics.intervals import Interval
+from reports.metrics.points import PointMetrics, latency_sample, measured_rows
+from reports.metrics.rows import COMPONENTS, gpu_overlaps
 from reports.metrics.rules import SWEEP_SCENARIOS
+from reports.metrics.summaries import PointSummary
 from reports.metrics.sweeps import Knee
 from reports.schema import ScenarioName
 
@@ -40,28 +44,28 @@ X_LABEL = {
     ScenarioName.THROUGHPUT: "concurrent users (closed loop)",
     ScenarioName.OPEN_LOOP: "offered rate, requests/s (open loop)",
 }
-HOLLOW_NOTE = "hollow markers: INVALID points"
+HOLLOW_NOTE = "hollow markers: INVALID points; whiskers: 95% CI"
 
 
-def series_label(m: PointMetrics, with_run: bool) -> str:
-    label = f"{m.server}/{m.client}"
-    return f"{m.run_id}: {label}" if with_run else label
+def series_label(s: PointSummary | PointMetrics, with_run: bool) -> str:
+    label = f"{s.server}/{s.client}"
+    return f"{s.run_id}: {label}" if with_run else label
 
 
-def _several_runs(results: Sequence[PointMetrics]) -> bool:
-    return len({m.run_id for m in results}) > 1
+def _several_runs(points: Sequence[PointSummary | PointMetrics]) -> bool:
+    return len({s.run_id for s in points}) > 1
 
 
-def _series(results: Sequence[PointMetrics], scenario: str) -> dict[str, list[PointMetrics]]:
-    with_run = _several_runs(results)
-    grouped: dict[str, list[PointMetrics]] = {}
-    for m in sorted((m for m in results if m.scenario == scenario), key=lambda m: m.load):
-        grouped.setdefault(series_label(m, with_run), []).append(m)
+def _series(summaries: Sequence[PointSummary], scenario: str) -> dict[str, list[PointSummary]]:
+    with_run = _several_runs(summaries)
+    grouped: dict[str, list[PointSummary]] = {}
+    for s in sorted((s for s in summaries if s.scenario == scenario), key=lambda s: s.load):
+        grouped.setdefault(series_label(s, with_run), []).append(s)
     return grouped
 
 
-def _sweeps_present(results: Sequence[PointMetrics]) -> list[str]:
-    return [s for s in SWEEP_SCENARIOS if any(m.scenario == s for m in results)]
+def _sweeps_present(summaries: Sequence[PointSummary]) -> list[str]:
+    return [s for s in SWEEP_SCENARIOS if any(m.scenario == s for m in summaries)]
 
 
 def _legend(ax: Axes) -> None:
@@ -89,152 +93,218 @@ def _message_figure(title: str, message: str) -> Figure:
     return fig
 
 
+# A coordinate of a drawn point: a plain value, or an estimate with its interval.
+Value = float | Interval | None
+
+
+def _centre(value: Value, scale: float) -> float | None:
+    if value is None:
+        return None
+    return (value.estimate if isinstance(value, Interval) else value) * scale
+
+
+def _whisker(value: Value, scale: float) -> tuple[float, float]:
+    if not isinstance(value, Interval):
+        return (0.0, 0.0)
+    return (max(value.estimate - value.low, 0.0) * scale, max(value.high - value.estimate, 0.0) * scale)
+
+
 def _plot_points(
-    ax: plt.Axes,
-    xs: Sequence[float],
-    ys: Sequence[float | None],
+    ax: Axes,
+    xs: Sequence[Value],
+    ys: Sequence[Value],
     valid: Sequence[bool],
     label: str,
     style: str = "-",
-) -> None:
-    """A line through the points that have a value, filled markers VALID, hollow INVALID."""
-    keep = [(x, y, v) for x, y, v in zip(xs, ys, valid, strict=True) if y is not None]
+    x_scale: float = 1.0,
+    y_scale: float = 1.0,
+    colour: str | None = None,
+) -> str | None:
+    """The points that have both coordinates, at their estimates with whiskers over their
+    intervals, filled VALID and hollow INVALID, joined by a line only where there are two or
+    more; returns the colour used (None where nothing was drawn)."""
+    keep = [
+        (x, y, v)
+        for x, y, v in zip(xs, ys, valid, strict=True)
+        if _centre(x, x_scale) is not None and _centre(y, y_scale) is not None
+    ]
     if not keep:
-        return
-    x, y, v = (list(t) for t in zip(*keep, strict=True))
-    (line,) = ax.plot(x, y, style, label=label)
-    colour = line.get_color()
-    ax.scatter(
-        [a for a, ok in zip(x, v, strict=True) if ok],
-        [b for b, ok in zip(y, v, strict=True) if ok],
-        color=colour,
-        zorder=3,
+        return None
+    cx = [_centre(x, x_scale) for x, _, _ in keep]
+    cy = [_centre(y, y_scale) for _, y, _ in keep]
+    (line,) = ax.plot(
+        cx, cy, linestyle=style if len(keep) >= 2 else "none", marker="o", color=colour, label=label, zorder=3
     )
+    colour = matplotlib.colors.to_hex(line.get_color())
+    xerr = np.array([_whisker(x, x_scale) for x, _, _ in keep]).T
+    yerr = np.array([_whisker(y, y_scale) for _, y, _ in keep]).T
+    if xerr.any() or yerr.any():
+        ax.errorbar(
+            cx, cy, xerr=xerr, yerr=yerr, fmt="none", ecolor=colour, elinewidth=1, capsize=3, zorder=2
+        )
+    hollow = [i for i, (_, _, v) in enumerate(keep) if not v]
     ax.scatter(
-        [a for a, ok in zip(x, v, strict=True) if not ok],
-        [b for b, ok in zip(y, v, strict=True) if not ok],
-        facecolors="white",
-        edgecolors=colour,
-        zorder=3,
+        [cx[i] for i in hollow], [cy[i] for i in hollow], facecolors="white", edgecolors=colour, zorder=4
     )
+    return colour
 
 
-def _to_ms(value: float | None) -> float | None:
-    """Seconds as a millisecond float for an axis, None kept (a point with no value is not drawn)."""
-    return None if value is None else value * 1e3
+def _single_load_note(ax: Axes, summaries: Sequence[PointSummary]) -> None:
+    """Say so where every series of a panel has one load: its x axis carries no trend."""
+    if summaries and len({s.load for s in summaries}) == 1:
+        ax.text(
+            0.02,
+            0.02,
+            f"one load ({summaries[0].load_point}): no trend can be read",
+            transform=ax.transAxes,
+            fontsize=7,
+            color="dimgray",
+        )
 
 
-def latency_vs_load(results: Sequence[PointMetrics]) -> Figure:
-    """p50 / p90 / p99 against load, one panel per sweep, one colour per server."""
-    sweeps = _sweeps_present(results)
+def latency_vs_load(summaries: Sequence[PointSummary]) -> Figure:
+    """p50 / p90 / p99 against load, one panel per sweep, one colour per series."""
+    sweeps = _sweeps_present(summaries)
     if not sweeps:
         return _message_figure("Latency vs load", "no throughput or open-loop sweep in this run")
     fig, axes = plt.subplots(1, len(sweeps), figsize=(6.5 * len(sweeps), 4.2), squeeze=False)
     for ax, scenario in zip(axes[0], sweeps, strict=True):
-        for label, points in _series(results, scenario).items():
-            xs, valid = [m.load for m in points], [m.valid for m in points]
-            for name, style in (("p50_s", "-"), ("p90_s", "--"), ("p99_s", ":")):
-                _plot_points(
-                    ax, xs, [_to_ms(getattr(m, name)) for m in points], valid, f"{label} {name[:-2]}", style
-                )
+        for label, points in _series(summaries, scenario).items():
+            xs, valid = [s.load for s in points], [s.valid for s in points]
+            colour = None
+            for name, style in (("p50", "-"), ("p90", "--"), ("p99", ":")):
+                ys = [s.intervals.get(name) for s in points]
+                colour = _plot_points(ax, xs, ys, valid, f"{label} {name}", style, y_scale=1e3, colour=colour)
         ax.set(title=f"Latency vs load — {scenario}", xlabel=X_LABEL[scenario], ylabel="latency, ms")
+        _single_load_note(ax, [s for s in summaries if s.scenario == scenario])
         _legend(ax)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def throughput_vs_load(results: Sequence[PointMetrics]) -> Figure:
+def throughput_vs_load(summaries: Sequence[PointSummary]) -> Figure:
     """Completed images/s in the measured window against load (open loop: offered = diagonal)."""
-    sweeps = _sweeps_present(results)
+    sweeps = _sweeps_present(summaries)
     if not sweeps:
         return _message_figure("Throughput vs load", "no throughput or open-loop sweep in this run")
     fig, axes = plt.subplots(1, len(sweeps), figsize=(6.5 * len(sweeps), 4.2), squeeze=False)
     for ax, scenario in zip(axes[0], sweeps, strict=True):
-        for label, points in _series(results, scenario).items():
+        for label, points in _series(summaries, scenario).items():
             _plot_points(
                 ax,
-                [m.load for m in points],
-                [m.throughput_rps for m in points],
-                [m.valid for m in points],
+                [s.load for s in points],
+                [s.intervals.get("throughput") for s in points],
+                [s.valid for s in points],
                 label,
             )
         if scenario == ScenarioName.OPEN_LOOP:
-            top = max((m.load for m in results if m.scenario == scenario), default=1.0)
+            top = max((s.load for s in summaries if s.scenario == scenario), default=1.0)
             ax.plot([0, top], [0, top], color="grey", lw=0.8, ls=":", label="offered")
         ax.set(title=f"Throughput vs load — {scenario}", xlabel=X_LABEL[scenario], ylabel="images/s")
+        _single_load_note(ax, [s for s in summaries if s.scenario == scenario])
         _legend(ax)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def throughput_vs_p90(results: Sequence[PointMetrics], knee_list: Sequence[Knee]) -> Figure:
-    """p90 against throughput along each sweep, the knee starred."""
-    sweeps = _sweeps_present(results)
-    if not sweeps:
+def headline_sweep(summaries: Sequence[PointSummary]) -> str | None:
+    """The sweep the headline chart draws: the closed-loop one the verdict compares, else open loop."""
+    present = _sweeps_present(summaries)
+    return present[0] if present else None
+
+
+def throughput_vs_p90(summaries: Sequence[PointSummary], knee_list: Sequence[Knee]) -> Figure:
+    """The chart that carries the verdict: p90 against throughput per series, one point per load
+    (labelled with it) with whiskers over both intervals, the knee starred. Where no point of
+    the sweep has the samples for p90, p50 is drawn and the title says so."""
+    scenario = headline_sweep(summaries)
+    if scenario is None:
         return _message_figure("Throughput vs p90", "no throughput or open-loop sweep in this run")
-    with_run = _several_runs(results)
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(6.5 * len(sweeps), 4.2), squeeze=False)
-    for ax, scenario in zip(axes[0], sweeps, strict=True):
-        for label, points in _series(results, scenario).items():
-            _plot_points(
-                ax,
-                [m.throughput_rps for m in points],
-                [_to_ms(m.p90_s) for m in points],
-                [m.valid for m in points],
-                label,
-            )
-        for knee in knee_list:
-            if knee.scenario != scenario or knee.load is None:
-                continue
-            at = next(
-                m
-                for m in results
-                if (m.run_id, m.server, m.client, m.scenario, m.load)
-                == (knee.run_id, knee.server, knee.client, scenario, knee.load)
-            )
-            ax.scatter(
-                [at.throughput_rps],
-                [_to_ms(at.p90_s)],
-                marker="*",
-                s=220,
-                color="gold",
-                edgecolors="black",
-                zorder=4,
-            )
-            ax.annotate(
-                f"knee {series_label(at, with_run)} @ {at.load_point}",
-                (at.throughput_rps, _to_ms(at.p90_s) or 0),
-                textcoords="offset points",
-                xytext=(6, 6),
-                fontsize=7,
-            )
-        ax.set(title=f"Throughput vs p90 — {scenario} (★ knee)", xlabel="images/s", ylabel="p90 latency, ms")
-        _legend(ax)
-        ax.grid(alpha=0.3)
+    with_run = _several_runs(summaries)
+    # p50 stands in only where no point of the sweep has the samples for p90, and says so
+    stat = "p90" if any("p90" in s.intervals for s in summaries if s.scenario == scenario) else "p50"
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    for label, points in _series(summaries, scenario).items():
+        _plot_points(
+            ax,
+            [s.intervals.get("throughput") for s in points],
+            [s.intervals.get(stat) for s in points],
+            [s.valid for s in points],
+            label,
+            y_scale=1e3,
+        )
+        for s in points:
+            x, y = s.estimate("throughput"), s.estimate(stat)
+            if x is not None and y is not None:
+                ax.annotate(
+                    s.load_point, (x, y * 1e3), textcoords="offset points", xytext=(5, -10), fontsize=7
+                )
+    for knee in knee_list:
+        if knee.scenario != scenario or knee.load is None:
+            continue
+        at = next(
+            s
+            for s in summaries
+            if (s.run_id, s.server, s.client, s.scenario, s.load)
+            == (knee.run_id, knee.server, knee.client, scenario, knee.load)
+        )
+        x, y = at.estimate("throughput"), at.estimate(stat)
+        if x is None or y is None:
+            continue
+        ax.scatter([x], [y * 1e3], marker="*", s=220, color="gold", edgecolors="black", zorder=4)
+        ax.annotate(
+            f"knee {series_label(at, with_run)}",
+            (x, y * 1e3),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=7,
+        )
+    title = f"Throughput against {stat} — {scenario} sweep (★ knee)"
+    if stat != "p90":
+        title += "\nno point has the samples for p90: p50 shown, and no verdict rests on it"
+    ax.set(title=title, xlabel="images/s (95% CI)", ylabel=f"{stat} latency, ms (95% CI)")
+    _legend(ax)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _first_trials(results: Sequence[PointMetrics]) -> dict[tuple[str, str, str, str], list[PointMetrics]]:
+    """The trials of each point, in first-seen order of the points."""
+    grouped: dict[tuple[str, str, str, str], list[PointMetrics]] = {}
+    for m in results:
+        grouped.setdefault(m.key, []).append(m)
+    return grouped
 
 
 def latency_cdf(table: pd.DataFrame, results: Sequence[PointMetrics]) -> Figure:
-    """Empirical CDF of measured latencies: the single-stream point and the highest
+    """Empirical CDF of the latencies the table's percentiles are taken over (successful and
+    timed-out measured requests, every trial pooled): the single-stream point and the highest
     closed-loop load, per series."""
     panels = [
         (ScenarioName.LATENCY, "single stream (`latency`)"),
         (ScenarioName.THROUGHPUT, "highest closed-loop load"),
     ]
+    with_run = _several_runs(results)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), squeeze=False)
     for ax, (scenario, title) in zip(axes[0], panels, strict=True):
-        for label, points in _series(results, scenario).items():
-            top = points[-1]  # _series sorts by load
-            values = np.sort(latency(measured_rows(table, top)).dropna().to_numpy(float)) * 1e3
+        tops: dict[str, list[PointMetrics]] = {}
+        for trials in _first_trials([m for m in results if m.scenario == scenario]).values():
+            label = series_label(trials[0], with_run)
+            if label not in tops or trials[0].load > tops[label][0].load:
+                tops[label] = trials
+        for label, trials in tops.items():
+            samples = [latency_sample(measured_rows(table, m)).to_numpy(float) for m in trials]
+            values = np.sort(np.concatenate(samples)) * 1e3
             if len(values):
+                valid = all(m.valid for m in trials)
                 ax.step(
                     values,
                     np.arange(1, len(values) + 1) / len(values),
                     where="post",
-                    label=f"{label} {top.load_point} (n={len(values)}{'' if top.valid else ', INVALID'})",
+                    label=f"{label} {trials[0].load_point} (n={len(values)}{'' if valid else ', INVALID'})",
                 )
         ax.set(title=f"Latency CDF — {title}", xlabel="latency, ms", ylabel="fraction of requests ≤ x")
         if ax.get_legend_handles_labels()[0]:
@@ -249,8 +319,13 @@ def latency_cdf(table: pd.DataFrame, results: Sequence[PointMetrics]) -> Figure:
 def gpu_timeline(
     table: pd.DataFrame, results: Sequence[PointMetrics], device: str, max_bars: int = 60
 ) -> Figure:
-    """One bar per request's GPU interval in the `collisions` scenario, colliding ones red."""
-    points = [m for m in results if m.scenario == ScenarioName.COLLISIONS]
+    """One bar per request's GPU interval in the `collisions` scenario (each point's first
+    trial), colliding ones red."""
+    points = [
+        trials[0]
+        for trials in _first_trials(results).values()
+        if trials[0].scenario == ScenarioName.COLLISIONS
+    ]
     if not points:
         return _message_figure("GPU timeline", "no `collisions` scenario in this run")
     cpu = device.startswith("cpu")
@@ -274,7 +349,7 @@ def gpu_timeline(
                 )
         share = "n/a" if m.collision_share is None else f"{m.collision_share:.0%}"
         ax.set(
-            title=f"{m.server}/{m.client} {m.load_point}: collision share {share}, "
+            title=f"{m.server}/{m.client} {m.load_point} (trial {m.trial}): collision share {share}, "
             f"max depth {m.max_gpu_depth}",
             xlabel="ms since the first GPU start shown",
             ylabel="request",
@@ -289,31 +364,31 @@ def gpu_timeline(
     return fig
 
 
-def decomposition_bars(results: Sequence[PointMetrics]) -> Figure:
-    """Mean wait / pre / gpu / post / protocol, stacked, at the single-stream point and
-    the highest closed-loop load of each series."""
-    with_run = _several_runs(results)
-    chosen: list[PointMetrics] = []
+def decomposition_bars(summaries: Sequence[PointSummary]) -> Figure:
+    """Mean wait / pre / gpu / post / protocol (averaged over the trials), stacked, at the
+    single-stream point and the highest closed-loop load of each series."""
+    with_run = _several_runs(summaries)
+    chosen: list[PointSummary] = []
     for scenario in (ScenarioName.LATENCY, ScenarioName.THROUGHPUT):
-        chosen.extend(points[-1] for points in _series(results, scenario).values())
-    chosen = [m for m in chosen if m.gpu_s is not None]
+        chosen.extend(points[-1] for points in _series(summaries, scenario).values())
+    chosen = [s for s in chosen if s.mean_over_trials("gpu_s") is not None]
     if not chosen:
         return _message_figure("Latency decomposition", "no ledger rows joined: nothing to decompose")
     fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(chosen)), 4.5))
     x = np.arange(len(chosen))
     bottom = np.zeros(len(chosen))
     for name in COMPONENTS:
-        heights = np.array([(getattr(m, f"{name}_s") or 0.0) * 1e3 for m in chosen])
+        heights = np.array([(s.mean_over_trials(f"{name}_s") or 0.0) * 1e3 for s in chosen])
         ax.bar(x, heights, bottom=bottom, label=name, color=COMPONENT_COLOURS[name])
         bottom += heights
     labels = [
-        f"{series_label(m, with_run)}\n{m.scenario} {m.load_point}{'' if m.valid else ' (INVALID)'}"
-        for m in chosen
+        f"{series_label(s, with_run)}\n{s.scenario} {s.load_point}{'' if s.valid else ' (INVALID)'}"
+        for s in chosen
     ]
     ax.set_xticks(x, labels, fontsize=7, rotation=20, ha="right")
     ax.set(
-        title="Where the time goes: means over successful requests with a ledger row\n"
-        "(bar height = those requests' mean latency)",
+        title="Where the time goes: means over successful requests with a ledger row, averaged over "
+        "trials\n(bar height = those requests' mean latency)",
         ylabel="ms",
     )
     ax.title.set_fontsize(9)
@@ -325,13 +400,18 @@ def decomposition_bars(results: Sequence[PointMetrics]) -> Figure:
 SIMULATED_DEVICE = "simulated"
 
 
-def memory_vs_concurrency(results: Sequence[PointMetrics], device: str) -> Figure:
-    """Peak memory per point against concurrency: GPU memory with CUDA; with the sim
-    backend (device "simulated") the memory it accounts per in-flight call, titled as
-    simulated; nothing on CPU."""
+def _peak_memory(s: PointSummary) -> int | None:
+    peaks = [m.peak_gpu_bytes for m in s.trials if m.peak_gpu_bytes is not None]
+    return max(peaks) if peaks else None
+
+
+def memory_vs_concurrency(summaries: Sequence[PointSummary], device: str) -> Figure:
+    """Peak memory per point (the highest over its trials) against concurrency: GPU memory
+    with CUDA; with the sim backend (device "simulated") the memory it accounts per in-flight
+    call, titled as simulated; nothing on CPU."""
     simulated = device == SIMULATED_DEVICE
     what = "simulated memory" if simulated else "GPU memory"
-    with_memory = [m for m in results if m.peak_gpu_bytes is not None and m.users is not None]
+    with_memory = [s for s in summaries if _peak_memory(s) is not None and s.users is not None]
     if not (device.startswith("cuda") or simulated) or not with_memory:
         why = (
             f"device is {device or 'unknown'}: peak GPU memory exists only with CUDA (or as the sim "
@@ -341,17 +421,17 @@ def memory_vs_concurrency(results: Sequence[PointMetrics], device: str) -> Figur
         )
         return _message_figure("Peak memory vs concurrency", why)
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    with_run = _several_runs(results)
-    grouped: dict[str, list[PointMetrics]] = {}
-    for m in sorted(with_memory, key=lambda m: m.users or 0):
-        if m.scenario in (ScenarioName.THROUGHPUT, ScenarioName.COLLISIONS):
-            grouped.setdefault(f"{series_label(m, with_run)} {m.scenario}", []).append(m)
+    with_run = _several_runs(summaries)
+    grouped: dict[str, list[PointSummary]] = {}
+    for s in sorted(with_memory, key=lambda s: s.users or 0):
+        if s.scenario in (ScenarioName.THROUGHPUT, ScenarioName.COLLISIONS):
+            grouped.setdefault(f"{series_label(s, with_run)} {s.scenario}", []).append(s)
     for label, points in grouped.items():
         _plot_points(
             ax,
-            [m.users or 0 for m in points],
-            [(m.peak_gpu_bytes or 0) / 2**30 for m in points],
-            [m.valid for m in points],
+            [float(s.users or 0) for s in points],
+            [(_peak_memory(s) or 0) / 2**30 for s in points],
+            [s.valid for s in points],
             label,
         )
     title = (
@@ -372,25 +452,26 @@ def memory_vs_concurrency(results: Sequence[PointMetrics], device: str) -> Figur
     return fig
 
 
-def closed_vs_open_tail(results: Sequence[PointMetrics]) -> Figure:
+def closed_vs_open_tail(summaries: Sequence[PointSummary]) -> Figure:
     """Tail latency against achieved throughput, closed loop vs open loop: p99 where the
-    samples support it, else p90 (said in the title)."""
-    has_p99 = any(m.p99_s is not None for m in results if m.scenario in SWEEP_SCENARIOS)
-    stat = "p99_s" if has_p99 else "p90_s"
+    pooled samples support it, else p90 (said in the title)."""
+    has_p99 = any("p99" in s.intervals for s in summaries if s.scenario in SWEEP_SCENARIOS)
+    stat = "p99" if has_p99 else "p90"
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     drawn = False
     for scenario, style in ((ScenarioName.THROUGHPUT, "-"), (ScenarioName.OPEN_LOOP, "--")):
-        for label, points in _series(results, scenario).items():
-            ordered = sorted(points, key=lambda m: m.throughput_rps)
-            ys = [_to_ms(getattr(m, stat)) for m in ordered]
+        for label, points in _series(summaries, scenario).items():
+            ordered = sorted(points, key=lambda s: s.estimate("throughput") or 0.0)
+            ys = [s.intervals.get(stat) for s in ordered]
             drawn |= any(y is not None for y in ys)
             _plot_points(
                 ax,
-                [m.throughput_rps for m in ordered],
+                [s.intervals.get("throughput") for s in ordered],
                 ys,
-                [m.valid for m in ordered],
+                [s.valid for s in ordered],
                 f"{label} {scenario}",
                 style,
+                y_scale=1e3,
             )
     title = (
         "Closed vs open loop — p99"

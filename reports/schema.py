@@ -7,8 +7,10 @@ are joined from the server's ledger by ``request_id`` (empty where no ledger cou
 joined, e.g. ``--target-url`` runs).
 
 ``run.json`` beside the table describes the run; its ``points`` list holds one
-:class:`PointRecord` per (server, client, scenario, load point): the measured window
+:class:`PointRecord` per (server, client, scenario, load point, trial): the measured window
 and what was sampled over it, which the reports need for throughput and validity.
+``ledger.jsonl`` keeps every raw server ledger row (tagged with its ``server``) and
+``profiling.jsonl`` Gradio's own profiler traces where the run collected them.
 
 All timestamps are wall-clock ``time.time()`` seconds (both processes run on one
 host, so client and server stamps share a clock).
@@ -23,6 +25,7 @@ from typing import Any
 TABLE_FILE = "requests.csv"
 RUN_FILE = "run.json"
 LEDGER_FILE = "ledger.jsonl"
+PROFILING_FILE = "profiling.jsonl"  # Gradio's profiler traces, one event per line (gradio runs)
 
 
 class ScenarioName(StrEnum):
@@ -46,6 +49,7 @@ class RequestRow:
     load_point: str  # human label of the point, e.g. "users=8", "rate=3.20/s", "burst=4"
     users: int | None = None  # closed-loop concurrency (or burst size) of the point
     rate: float | None = None  # open-loop offered rate, requests/s
+    trial: int = 1  # 1..N: the rows of one trial of one point form a group (gvf run --repeat N)
     worker: str = ""  # load-process id (Locust worker) that sent it
     # --- client side ------------------------------------------------------------------
     t_scheduled: float | None = None  # open loop: when the schedule said to send
@@ -70,6 +74,7 @@ class RequestRow:
     post_s: float | None = None
     gpu_depth: int | None = None
     stage: str = ""  # the last stage the server saw the request enter: received ... done
+    event_id: str = ""  # Gradio's event id of the queued call (joins its profiler traces); "" for FastAPI
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRow))
@@ -87,6 +92,7 @@ LEDGER_COLUMNS: tuple[str, ...] = (
     "post_s",
     "gpu_depth",
     "stage",
+    "event_id",
 )
 
 
@@ -112,3 +118,7 @@ class PointRecord:
     peak_gpu_bytes: int | None  # the server's peak over the point (None on CPU)
     dropped: int = 0  # ledger rows the server had to drop during the point
     note: str = ""
+    trial: int = 1  # which of the run's N trials of this point
+    # requests still in the server (in flight or queued) when the point started: the previous
+    # point's wait for idle timed out
+    backlog: int = 0

@@ -1,14 +1,24 @@
-"""What the HTML report and the Markdown summary both show as text: table columns and
-cells, and the validity rules in words.
+"""What the HTML report and the Markdown summary both show as text: table columns and cells,
+and the validity rules in words.
 
-Cells carry no unit (the column header names it) and "—" where a value is missing.
+Two tables of load points: the compact one (each point over its trials, the headline
+statistics with their 95% intervals; it must read at 1,400 px) and the full one (every trial,
+every column; folded away in the HTML report and written as CSV beside it). Cells carry no
+unit (the column header names it) and "—" where a value is missing.
 """
 
 from __future__ import annotations
 
+from reports.metrics.intervals import Interval
 from reports.metrics.points import PointMetrics
+from reports.metrics.profiler import ProfilerCheck
 from reports.metrics.rules import ValidityRules
+from reports.metrics.summaries import PointSummary
 from reports.metrics.sweeps import Knee
+
+# The tables beside the documents, as CSV: every point over its trials, and every trial.
+SUMMARY_CSV = "summary.csv"
+TRIALS_CSV = "trials.csv"
 
 
 def ms_cell(value: float | None) -> str:
@@ -31,13 +41,55 @@ def mib_cell(value: int | None) -> str:
     return "—" if value is None else f"{value / 2**20:.0f}"
 
 
+def interval_cell(interval: Interval | None, scale: float = 1.0, spec: str = ".2f") -> str:
+    """An estimate and its 95% interval in the column's unit: "12.3 (11.9–12.7)", or "—"."""
+    if interval is None:
+        return "—"
+    low, estimate, high = (format(v * scale, spec) for v in (interval.low, interval.estimate, interval.high))
+    return f"{estimate} ({low}–{high})"
+
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "server",
+    "client",
+    "scenario",
+    "load",
+    "trials",
+    "verdict",
+    "img/s (95% CI)",
+    "p50 ms (95% CI)",
+    "p90 ms (95% CI)",
+    "errors",
+    "reasons / notes",
+)
+
+
+def summary_cells(s: PointSummary) -> list[str]:
+    """A point's row of the compact table, in ``SUMMARY_COLUMNS`` order."""
+    return [
+        s.server,
+        s.client,
+        s.scenario,
+        s.load_point,
+        str(s.n_trials),
+        s.verdict,
+        interval_cell(s.intervals.get("throughput")),
+        interval_cell(s.intervals.get("p50"), 1e3, ".1f"),
+        interval_cell(s.intervals.get("p90"), 1e3, ".1f"),
+        pct_cell(s.error_rate),
+        "; ".join(s.reasons + s.notes) or "—",
+    ]
+
+
 POINT_COLUMNS: tuple[str, ...] = (
     "server",
     "client",
     "scenario",
     "load",
+    "trial",
     "verdict",
     "measured / ok",
+    "error rate",
     "errors",
     "img/s",
     "thirds spread",
@@ -56,25 +108,35 @@ POINT_COLUMNS: tuple[str, ...] = (
     "max depth",
     "inflation",
     "peak MiB",
-    "Little client",
-    "Little server",
+    "in flight (configured)",
+    "completions/s client vs ledger",
     "send lag p99 ms",
     "reasons / notes",
 )
 
 
 def point_cells(m: PointMetrics) -> list[str]:
-    """A point's row of the HTML report's full table, in ``POINT_COLUMNS`` order."""
+    """A trial's row of the full table, in ``POINT_COLUMNS`` order."""
     errors = ", ".join(f"{k}: {v}" for k, v in m.errors.items()) or "—"
-    little_client = f"{num_cell(m.client_in_flight)} vs {num_cell(m.client_rate_x_latency)}"
-    little_server = f"{num_cell(m.server_in_flight)} vs {num_cell(m.server_rate_x_latency)}"
+    in_flight = (
+        "—"
+        if m.client_in_flight is None
+        else f"{m.client_in_flight:.2f} ({'—' if m.configured_in_flight is None else m.configured_in_flight})"
+    )
+    completions = (
+        "—"
+        if m.client_completion_rps is None
+        else f"{m.client_completion_rps:.2f} vs {num_cell(m.ledger_completion_rps)}"
+    )
     return [
         m.server,
         m.client,
         m.scenario,
         m.load_point,
+        str(m.trial),
         m.verdict,
         f"{m.n_measured} / {m.n_ok}",
+        pct_cell(m.error_rate),
         errors,
         num_cell(m.throughput_rps),
         pct_cell(m.thirds_spread),
@@ -93,8 +155,8 @@ def point_cells(m: PointMetrics) -> list[str]:
         "—" if m.max_gpu_depth is None else str(m.max_gpu_depth),
         "—" if m.service_inflation is None else f"{m.service_inflation:.2f}×",
         mib_cell(m.peak_gpu_bytes),
-        little_client,
-        little_server,
+        in_flight,
+        completions,
         ms_cell(m.send_lag_p99_s),
         "; ".join(m.reasons + m.notes),
     ]
@@ -116,54 +178,74 @@ def knee_cells(k: Knee) -> list[str]:
 
 KNEE_COLUMNS = ("series", "sweep", "knee load", "p90 ms", "single-stream p90 ms", "limit ms", "how")
 
-
-SUMMARY_POINT_COLUMNS: tuple[str, ...] = (
-    "server",
-    "client",
-    "scenario",
-    "load",
-    "verdict",
-    "img/s",
-    "p50 ms",
-    "p90 ms",
-    "p99 ms",
-    "collisions",
-    "reasons",
+PROFILER_COLUMNS = (
+    "point",
+    "requests joined",
+    "wait: ledger − Gradio, median ms",
+    "function: ledger − Gradio, median ms",
+    "note",
 )
 
 
-def summary_point_cells(m: PointMetrics) -> list[str]:
-    """A point's row of the Markdown summary's short table, in ``SUMMARY_POINT_COLUMNS`` order:
-    the full table's cells, then its reasons (the notes left out)."""
-    full = dict(zip(POINT_COLUMNS, point_cells(m), strict=True))
-    return [*(full[column] for column in SUMMARY_POINT_COLUMNS[:-1]), "; ".join(m.reasons) or "—"]
+def profiler_cells(c: ProfilerCheck) -> list[str]:
+    """A gradio point's row of the profiler comparison, in ``PROFILER_COLUMNS`` order."""
+    return [
+        f"{c.client} {c.scenario} {c.load_point}",
+        f"{c.n_joined} of {c.n_requests}",
+        ms_cell(c.wait_difference_s),
+        ms_cell(c.call_difference_s),
+        c.note or "agree within the rule",
+    ]
 
 
 def rules_text(rules: ValidityRules) -> list[str]:
-    """The verdict rules, as applied, in words."""
+    """The verdict rules, as applied, in words (the README's "Validity rules" say the same)."""
+    limit = f"{rules.max_littles_law_disagreement:.0%}"
     return [
         f"Warm-up excluded: the first {rules.warmup_fraction:.0%} of the window or "
-        f"{rules.warmup_requests_per_user} "
-        "requests per user (one user in open loop), whichever is longer.",
+        f"{rules.warmup_requests_per_user} requests per user (one user in open loop), whichever is longer.",
         f"Percentiles shown only with enough samples: p90 ≥ {rules.min_samples_p90}, p99 ≥ "
-        f"{rules.min_samples_p99}, "
-        f"p99.9 ≥ {rules.min_samples_p999}; a point missing a percentile is VALID for what it shows.",
+        f"{rules.min_samples_p99}, p99.9 ≥ {rules.min_samples_p999}, counted per trial in the trial table "
+        "and over the pooled trials in the point summary; a point missing a percentile is VALID for what "
+        "it shows.",
+        "Latencies are those of the successful and the timed-out requests; a fast failure (4xx, 503) is "
+        f"no latency. INVALID when more than {rules.max_error_rate:.0%} of the measured requests failed "
+        "(the error rate is shown): such a point backs no latency or throughput claim.",
         f"INVALID when the load process averaged > {rules.max_load_cpu_percent:g}% CPU.",
         f"INVALID (open loop) when p99 send lag > max({rules.max_send_lag_s * 1e3:g} ms, "
         f"{rules.max_send_lag_gap_fraction:.0%} of the mean scheduled gap); for bursts (`collisions`) "
         f"when p99 send lag > max({rules.max_send_lag_s * 1e3:g} ms, "
         f"{rules.max_send_lag_gap_fraction:.0%} of the median burst makespan), i.e. the burst's "
         "requests did not leave together.",
-        "INVALID (unstable) when, over the window's three thirds: closed loop, throughput spreads by "
-        f"more than {rules.max_thirds_spread:.0%} of its mean; open loop, completions (counted one "
-        "median latency later) ÷ arrivals scheduled in a third (achieved ÷ offered) is off 1.0 by more "
-        f"than {rules.max_thirds_spread:.0%} in any third (the server fell behind or was draining a "
-        "backlog); bursts, images per second of "
-        f"burst makespan over the thirds of the bursts spreads by more than {rules.max_thirds_spread:.0%}.",
-        "INVALID when client-side or server-side Little's law (mean in-flight vs rate × mean latency) "
-        "disagrees "
-        f"by more than {rules.max_littles_law_disagreement:.0%}.",
-        "INVALID when no request succeeded in the measured window, or when the run ended before the "
-        "point finished.",
+        "INVALID (unstable) when a third of the window strays from its expected count by more than the "
+        f"larger of {rules.max_thirds_spread:.0%} of it and {rules.stability_sigmas:g} standard deviations "
+        "of chance: closed loop, completions per third against a third of the total (binomial); bursts "
+        "(`collisions`), images per third of the bursts against the total's share of burst makespan "
+        "(binomial); open loop, completions (counted one median latency later) against the arrivals "
+        "scheduled in that third (Poisson).",
+        "Burst throughput is images per second of burst makespan (release to last completion): the drains "
+        "between bursts are no serving time.",
+        f"INVALID when the client's mean in-flight is off the configured load by more than {limit}: "
+        "closed loop, requests in flight over the window against the configured users; bursts, requests "
+        "in flight at each release against the burst size.",
+        "INVALID when the client's successful completions per second are off the server ledger's (its "
+        f"requests answered 200, by t_send) over the same window by more than {limit}; not checked where "
+        "the run kept no ledger.",
+        "INVALID when requests were still in the server as the point started (a backlog: the previous "
+        "point's wait for idle timed out), when no request succeeded in the measured window, or when the "
+        "run ended before the point finished.",
+        "A point measured in N trials is VALID only when every trial is VALID (the failing trials' reasons "
+        "are listed). Its statistics carry 95% intervals: the t-interval of the per-trial values for "
+        "N ≥ 2; for N = 1 a bootstrap over the trial's requests (its completion gaps, or its bursts, for "
+        "throughput).",
+        "Which should I deploy: fastapi and gradio are compared only at closed-loop loads where both are "
+        "VALID and show p90, trial t against trial t (one trial each: both bootstrapped); the verdict "
+        "rests on the highest such load and calls a difference only when its 95% interval excludes none "
+        f"and it is at least {rules.material_difference:.0%} either way.",
+        "Single-stream baseline (service-time inflation, knees): the VALID `latency` point, else the VALID "
+        "closed-loop users=1 point; none otherwise.",
         f"Knee: the highest VALID load whose p90 stays within {rules.knee_factor:g}× the single-stream p90.",
+        "Gradio's profiler, where the run collected it: a note when the median of the ledger's wait or "
+        "function span minus Gradio's queue wait or function call exceeds "
+        f"{rules.max_profiler_disagreement_s * 1e3:g} ms.",
     ]

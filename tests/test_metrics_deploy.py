@@ -1,130 +1,228 @@
-"""reports.metrics.deploy: which server the verdict chooses, the numbers it rests on and the
-points each finding and the verdict read, from hand-built point metrics."""
+"""reports.metrics.deploy on whole runs with known answers: which server the verdict chooses,
+at which load, on which intervals, what it says when nothing can be compared, and the findings
+it adds; every sentence symmetric between the servers."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import re
+from pathlib import Path
 
-import pytest
+import pandas as pd
 
-from reports.metrics.deploy import Choice, Finding, Recommendation, recommend
-from reports.metrics.points import PointMetrics
-from reports.metrics.rules import TIE_MARGIN
-from reports.schema import ScenarioName
-from tests.helpers.reports_tables import sweep_point
+from reports.analysis import analyse
+from reports.load import load_run
+from reports.metrics.deploy import Choice, Finding, Recommendation
+from reports.metrics.intervals import T_PAIRED
+from reports.schema import RUN_FILE, TABLE_FILE, ScenarioName
+from tests.helpers.reports_tables import (
+    burst_rows,
+    closed_loop_run,
+    point_of,
+    steady_rows,
+    write_run,
+)
+
+SWEEP = (1, 2, 4)
+DRIFT = (1.0, 1.08, 0.95)  # the shared box slows every server alike in trial 2
 
 
-def series(
-    server: str, client: str, *, p90_scale: float = 1.0, rps_scale: float = 1.0, **fields: Any
-) -> list[PointMetrics]:
-    """A VALID `latency` point and `throughput` points at 1 and 4 users for one server.
-
-    ``p90_scale`` stretches its latencies and wait, ``rps_scale`` its throughput."""
-    common: dict[str, Any] = dict(
-        server=server,
-        client=client,
-        wait_s=0.01 * p90_scale,
-        pre_s=0.01,
-        gpu_s=0.05,
-        post_s=0.01,
-        protocol_s=0.004 * p90_scale,
-        **fields,
+def recommendation(path: Path, times: dict[str, float | tuple[float, ...]], **run: object) -> Recommendation:
+    """The verdict of a 3-trial run of `throughput` points at 1, 2 and 4 users (and a `latency`
+    point) per server, each request of a server taking its time (or its times in turn)."""
+    run.setdefault("trials", 3)
+    single = {server: t for server, t in times.items() if isinstance(t, float)}
+    run_dir = closed_loop_run(
+        path,
+        {server: dict.fromkeys(SWEEP, t) for server, t in times.items()},
+        single_stream=single,
+        drift=DRIFT,
+        jitter=0.01,
+        **run,  # type: ignore[arg-type]
     )
-    single = 0.07 * p90_scale
-    return [
-        sweep_point(1, single, scenario=ScenarioName.LATENCY, throughput_rps=14 * rps_scale, **common),
-        sweep_point(1, single, throughput_rps=14 * rps_scale, **common),
-        sweep_point(4, 0.16 * p90_scale, throughput_rps=24 * rps_scale, **common),
-    ]
+    return analyse(load_run(run_dir)).recommendation
 
 
 def by_label(rec: Recommendation) -> dict[str, Finding]:
     return {f.label: f for f in rec.findings}
 
 
-def test_recommend_nothing_without_valid_points() -> None:
-    rec = recommend([sweep_point(1, 0.1, valid=False)])
+def test_recommend_nothing_without_valid_points(tmp_path: Path) -> None:
+    cpu = {(server, ScenarioName.THROUGHPUT, u): 95.0 for server in ("fastapi", "gradio") for u in SWEEP}
+    cpu |= {(server, ScenarioName.LATENCY, 1): 95.0 for server in ("fastapi", "gradio")}
+    rec = recommendation(tmp_path, {"fastapi": 0.1, "gradio": 0.1}, cpu=cpu)
     assert rec.choice is Choice.NONE and not rec.recommends and not rec.findings
-    assert rec.saturation is None and rec.throughput_gain is None
 
 
-def test_recommend_nothing_without_a_valid_point_on_each_server() -> None:
-    rec = recommend(series("fastapi", "fastapi"))
+def test_recommend_nothing_without_a_valid_point_on_each_server(tmp_path: Path) -> None:
+    rec = recommendation(tmp_path, {"fastapi": 0.1})
     assert rec.choice is Choice.NONE and rec.pair is None and not rec.findings
 
 
-def test_faster_fastapi_is_chosen_on_its_numbers() -> None:
-    fastapi = series("fastapi", "fastapi")
-    gradio = series("gradio", "gradio-file", p90_scale=1.5, rps_scale=1 / 1.5)
-    rec = recommend(fastapi + gradio)
+def test_faster_fastapi_is_chosen_on_paired_intervals(tmp_path: Path) -> None:
+    rec = recommendation(tmp_path, {"fastapi": 0.1, "gradio": 0.15})
     assert rec.choice is Choice.FASTAPI and rec.recommends
-    assert rec.pair == ("fastapi", "gradio-file")
-    assert rec.throughput_gain == pytest.approx(0.5)
-    assert rec.latency_statistic == "p90" and rec.sooner_s == pytest.approx(0.16 * 0.5)
-    assert rec.saturation == (fastapi[2], gradio[2])
-    assert rec.common == (fastapi[2], gradio[2])  # the highest load both served VALID
+    assert rec.pair == ("fastapi", "gradio-b64")
+    assert [c.load_point for c in rec.comparisons] == ["users=1", "users=2", "users=4"]
+    decisive = rec.decisive
+    assert decisive is not None and decisive.load_point == "users=4"  # the most load both served
+    assert decisive.throughput_ratio is not None and decisive.p90_difference is not None
+    assert decisive.throughput_ratio.method == T_PAIRED and decisive.throughput_ratio.n == 3
+    assert decisive.throughput_ratio.low > 1.4 and decisive.throughput_ratio.high < 1.6
+    assert decisive.p90_difference.low > 0.04  # gradio's p90 is ~50 ms later
+    # 1.5x the throughput and ~50 ms sooner, give or take the trials' jitter
+    assert re.match(
+        r"FastAPI is ahead at users=4: FastAPI serves (4[6-9]|5[0-4])% more images/s", rec.verdict
+    )
+    assert re.search(r"FastAPI answers (4[5-9]|5[0-5])\.\d ms sooner at p90", rec.verdict)
     findings = by_label(rec)
-    protocol = findings["Gradio's added protocol time per request"]
-    assert protocol.points == (fastapi[0], gradio[0])  # the single-user `latency` points
-    assert findings["Saturation throughput"].points == (fastapi[2], gradio[2])
+    assert {"At users=1", "At users=2", "At users=4", "Gradio's added protocol time per request"} <= set(
+        findings
+    )
+    assert findings["At users=4"].points == (decisive.fastapi, decisive.gradio)
     assert all(f.rule and f.text for f in rec.findings)
 
 
-def test_faster_gradio_is_chosen_on_its_numbers() -> None:
-    rec = recommend(
-        series("fastapi", "fastapi", p90_scale=1.5, rps_scale=1 / 1.5) + series("gradio", "gradio-file")
-    )
+def test_faster_gradio_is_chosen_alike(tmp_path: Path) -> None:
+    rec = recommendation(tmp_path, {"fastapi": 0.15, "gradio": 0.1})
     assert rec.choice is Choice.GRADIO
-    assert rec.throughput_gain == pytest.approx(1 / 1.5 - 1)
-    assert rec.sooner_s == pytest.approx(-0.16 * 0.5)
+    assert re.match(
+        r"gradio\.Server is ahead at users=4: gradio\.Server serves (4[6-9]|5[0-4])% more images/s",
+        rec.verdict,
+    )
+    assert "Deploy gradio.Server" in rec.verdict
 
 
-def test_throughput_within_the_tie_margin_is_a_tie() -> None:
-    near = 1 - TIE_MARGIN / 2
-    rec = recommend(series("fastapi", "fastapi") + series("gradio", "gradio-file", rps_scale=near))
+def test_equal_servers_are_a_tie_with_the_intervals_that_show_it(tmp_path: Path) -> None:
+    rec = recommendation(tmp_path, {"fastapi": 0.1, "gradio": 0.1})
     assert rec.choice is Choice.TIE and rec.recommends
-    assert abs(rec.throughput_gain) < TIE_MARGIN
+    assert rec.verdict.startswith("No material difference at users=4: no measurable throughput difference")
+    assert re.search(r"fastapi/gradio throughput ratio (0\.9[7-9]|1\.0[0-3]), 95% CI", rec.verdict)
+    assert "--repeat" in rec.verdict  # what would resolve a smaller difference
 
 
-def test_more_throughput_but_later_answers_is_mixed() -> None:
-    rec = recommend(
-        series("fastapi", "fastapi", p90_scale=1.5) + series("gradio", "gradio-file", rps_scale=1 / 1.5)
+def test_more_throughput_but_later_answers_is_mixed(tmp_path: Path) -> None:
+    # fastapi: four fast requests and a slow one (mean 104 ms, p90 200 ms); gradio: 120 ms each
+    rec = recommendation(tmp_path, {"fastapi": (0.08, 0.08, 0.08, 0.08, 0.2), "gradio": 0.12})
+    assert rec.choice is Choice.MIXED, rec.verdict
+    assert re.search(r"FastAPI serves 1[3-8]% more images/s", rec.verdict)
+    assert re.search(r"gradio\.Server answers (7[5-9]|8[0-5])\.\d ms sooner at p90", rec.verdict)
+
+
+def test_a_typical_users_client_is_preferred_when_several_are_valid(tmp_path: Path) -> None:
+    times = {
+        "fastapi/fastapi-b64": 0.1,
+        "fastapi/fastapi": 0.1,
+        "gradio/gradio-b64": 0.1,
+        "gradio/gradio-file": 0.1,
+    }
+    rec = analyse(load_run(closed_loop_run(tmp_path, {k: {2: t} for k, t in times.items()}))).recommendation
+    assert rec.pair == ("fastapi", "gradio-file")
+
+
+def test_nothing_compared_says_what_is_missing(tmp_path: Path) -> None:
+    cpu = {("gradio", ScenarioName.THROUGHPUT, u): 95.0 for u in SWEEP}
+    rec = recommendation(tmp_path, {"fastapi": 0.1, "gradio": 0.1}, cpu=cpu)
+    assert rec.choice is Choice.NONE and not rec.comparisons
+    assert rec.verdict.startswith(
+        "Nothing can be compared, so nothing is recommended: users=1: gradio INVALID"
     )
-    assert rec.choice is Choice.MIXED and rec.recommends
-    assert rec.throughput_gain > TIE_MARGIN and rec.sooner_s < 0
+    assert "trial 1: load process averaged 95% CPU" in rec.verdict
+    assert by_label(rec)["Loads not compared"].text.count("gradio INVALID") == 3
 
 
-def test_p50_stands_in_where_p90_lacks_samples() -> None:
-    fastapi = series("fastapi", "fastapi", p50_s=0.05)
-    gradio = series("gradio", "gradio-file", rps_scale=0.5, p50_s=0.08)
-    for m in fastapi + gradio:
-        m.p90_s = None
-    rec = recommend(fastapi + gradio)
-    assert rec.choice is Choice.FASTAPI and rec.latency_statistic == "p50"
-    assert rec.sooner_s == pytest.approx(0.03)
+def test_one_trial_says_its_intervals_hold_no_drift(tmp_path: Path) -> None:
+    rec = recommendation(tmp_path, {"fastapi": 0.1, "gradio": 0.15}, trials=1)
+    assert rec.decisive is not None and rec.decisive.one_trial
+    assert "One trial per point" in rec.verdict
 
 
-def test_a_typical_users_client_is_preferred_when_several_are_valid() -> None:
-    results = (
-        series("fastapi", "fastapi-b64")
-        + series("fastapi", "fastapi")
-        + series("gradio", "gradio-b64")
-        + series("gradio", "gradio-file")
+# --- issue 9: the verdict on whole runs with known answers --------------------------------------
+
+SOONER_BY_A_NEGATIVE = re.compile(r"-\s?\d[\d.,]*\s?ms sooner")
+
+
+def texts(rec: Recommendation) -> list[str]:
+    return [rec.verdict, *(f.text for f in rec.findings)]
+
+
+def test_servers_are_compared_only_at_loads_both_served_validly(tmp_path: Path) -> None:
+    """Defect 3: gradio INVALID at users=4 leaves users=2 (a tie) as the evidence, never
+    fastapi's users=4 against gradio's users=2."""
+    same = {1: 0.1, 2: 0.1, 4: 0.1}
+    run_dir = closed_loop_run(
+        tmp_path / "run",
+        {"fastapi": same, "gradio": same},
+        cpu={("gradio", ScenarioName.THROUGHPUT, 4): 95.0},
     )
-    assert recommend(results).pair == ("fastapi", "gradio-file")
-    assert recommend(series("fastapi", "fastapi-b64") + series("gradio", "gradio-b64")).pair == (
-        "fastapi-b64",
-        "gradio-b64",
+    rec = analyse(load_run(run_dir)).recommendation
+    assert rec.choice is Choice.TIE, rec.verdict
+    assert "users=2" in rec.verdict
+
+
+def test_nothing_is_recommended_on_thin_evidence(tmp_path: Path) -> None:
+    """Defect 3: a load where the pooled sample is below the p90 floor is not compared."""
+    run_dir = closed_loop_run(tmp_path / "run", {"fastapi": {2: 0.1}, "gradio": {2: 0.15}}, duration=3.0)
+    rec = analyse(load_run(run_dir)).recommendation
+    assert rec.choice is Choice.NONE and not rec.recommends
+    assert "p90" in rec.verdict
+
+
+def test_naive_control_ratio_uses_burst_throughput(tmp_path: Path) -> None:
+    """Defect 4: naive/locked throughput from images ÷ burst makespan, not ÷ wall time."""
+    rows = steady_rows(duration=10.0, server="fastapi", client="fastapi")
+    rows += steady_rows(duration=10.0, t0=20.0, server="gradio", client="gradio-b64")
+    points = [point_of(rows[:100]), point_of(rows[100:], t_start=20.0, t_end=30.0)]
+    for server, makespan, t0 in (("fastapi", 0.4, 40.0), ("fastapi-naive", 0.2, 60.0)):
+        bursts = burst_rows([makespan] * 20, size=4, gap=0.3, t0=t0, server=server, client="fastapi")
+        rows += bursts
+        points.append(point_of(bursts, t_start=t0, t_end=max(r["t_done"] for r in bursts)))
+    rec = analyse(load_run(write_run(tmp_path / "run", rows, points))).recommendation
+    (naive,) = [f for f in rec.findings if "naive" in f.label]
+    assert "naive/locked throughput ratio 2.00" in naive.text, naive.text
+
+
+def test_the_verdict_is_symmetric_between_the_servers(tmp_path: Path) -> None:
+    """Defect 8: gradio 5.2% faster and fastapi 5.2% faster are judged alike, and no number
+    is ever 'sooner' by a negative amount."""
+    fast, slow = {1: 0.1 / 1.052, 2: 0.1 / 1.052}, {1: 0.1, 2: 0.1}
+    gradio_faster = analyse(load_run(closed_loop_run(tmp_path / "a", {"fastapi": slow, "gradio": fast})))
+    fastapi_faster = analyse(load_run(closed_loop_run(tmp_path / "b", {"fastapi": fast, "gradio": slow})))
+    choices = (gradio_faster.recommendation.choice, fastapi_faster.recommendation.choice)
+    assert choices in {(Choice.TIE, Choice.TIE), (Choice.GRADIO, Choice.FASTAPI)}, choices
+    slightly = {1: 0.1 / 1.03, 2: 0.1 / 1.03}
+    tie = analyse(load_run(closed_loop_run(tmp_path / "c", {"fastapi": slow, "gradio": slightly})))
+    for rec in (gradio_faster.recommendation, fastapi_faster.recommendation, tie.recommendation):
+        assert not any(SOONER_BY_A_NEGATIVE.search(text) for text in texts(rec)), texts(rec)
+
+
+def test_the_lock_scope_is_read_from_the_run(tmp_path: Path) -> None:
+    """Defect 8: a `--lock-scope request` run never says the FastAPI lock held the GPU stage only."""
+    sweep = {1: 0.1, 2: 0.1}
+    run_dir = closed_loop_run(
+        tmp_path / "run",
+        {"fastapi": sweep, "gradio": sweep},
+        servers={"fastapi": {"lock_scope": "request"}, "gradio": {}},
     )
+    rec = analyse(load_run(run_dir)).recommendation
+    assert not any("gpu only" in text for text in texts(rec))
+    assert any("lock-scope request" in text for text in texts(rec)), texts(rec)
 
 
-def test_naive_control_finding_reads_the_naive_and_locked_points_at_one_load() -> None:
-    burst: dict[str, Any] = dict(scenario=ScenarioName.COLLISIONS, load_point="burst=4")
-    naive = sweep_point(4, 0.3, server="fastapi-naive", collision_share=0.8, max_gpu_depth=4, **burst)
-    locked = sweep_point(4, 0.2, collision_share=0.0, **burst)
-    rec = recommend(series("fastapi", "fastapi") + series("gradio", "gradio-file") + [naive, locked])
-    (finding,) = [f for f in rec.findings if naive in f.points]
-    assert finding.points == (naive, locked)
-    without_locked = recommend(series("gradio", "gradio-file") + series("fastapi", "fastapi")[:2] + [naive])
-    (alone,) = [f for f in without_locked.findings if naive in f.points]
-    assert alone.points == (naive,)
+def test_a_load_whose_trials_do_not_pair_is_not_compared(tmp_path: Path) -> None:
+    run_dir = closed_loop_run(tmp_path, {"fastapi": {2: 0.1, 4: 0.1}, "gradio": {2: 0.1, 4: 0.1}}, trials=3)
+    meta = json.loads((run_dir / RUN_FILE).read_text())
+    gone = {(p["server"], p["load_point"], p["trial"]) for p in meta["points"]} & {
+        ("gradio", "users=4", 2),
+        ("gradio", "users=4", 3),
+    }
+    meta["points"] = [p for p in meta["points"] if (p["server"], p["load_point"], p["trial"]) not in gone]
+    (run_dir / RUN_FILE).write_text(json.dumps(meta))
+    table = pd.read_csv(run_dir / TABLE_FILE, dtype=str, keep_default_na=False)
+    rows = zip(table["server"], table["load_point"], table["trial"].astype(int), strict=True)
+    keep = [row not in gone for row in rows]
+    table[keep].to_csv(run_dir / TABLE_FILE, index=False)
+    rec = analyse(load_run(run_dir)).recommendation
+    assert [c.load_point for c in rec.comparisons] == ["users=2"]
+    assert rec.missing == ["users=4: the trials do not pair (fastapi 3, gradio 1 trials)"]
+    assert rec.decisive is not None and rec.decisive.load_point == "users=2"

@@ -148,3 +148,16 @@ def test_bootstraps_are_reproducible() -> None:
     first = bootstrap_interval(sample, quantile_of_rows(0.5))
     second = bootstrap_interval(sample, quantile_of_rows(0.5))
     assert first == second
+
+
+def test_a_rate_counted_over_a_window_keeps_its_estimate_inside_its_interval() -> None:
+    """A window's count and the gaps' own rate differ at the edges: the interval follows the
+    estimate it is given, with the gaps' relative spread."""
+    t_done = np.cumsum(np.random.default_rng(3).exponential(1 / 3.0, size=40))
+    gaps = completion_gaps(t_done)
+    own = float(rate_of_gaps(gaps[np.newaxis, :])[0])
+    same = rate_interval(t_done, own)
+    counted = rate_interval(t_done, own * 0.9)
+    assert same is not None and counted is not None
+    assert counted.estimate == pytest.approx(own * 0.9) and counted.low <= counted.estimate <= counted.high
+    assert counted.low == pytest.approx(same.low * 0.9) and counted.high == pytest.approx(same.high * 0.9)

@@ -1,5 +1,5 @@
 """reports.metrics.rows on hand-built tables with known answers: latency, decomposition, error
-kinds, GPU overlaps, sample-floored percentiles and Little's law."""
+kinds, GPU overlaps, sample-floored percentiles and the mean in flight."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from reports.metrics.rows import (
     gpu_overlaps,
     latency,
     latency_start,
-    littles_law,
     mean_in_flight,
     percentile,
 )
@@ -123,19 +122,3 @@ def test_mean_in_flight_clips_intervals_to_the_window() -> None:
     # over [1, 11]: 3 s + 1 s + 6 s open, over 10 s
     assert mean_in_flight(starts, ends, 1.0, 11.0) == pytest.approx(1.0)
     assert np.isnan(mean_in_flight(starts, ends, 5.0, 5.0))
-
-
-def test_littles_law_known_answer() -> None:
-    # two requests always open: L = 2; rate 20/s x W 0.1 s = 2
-    starts = np.arange(0, 10, 0.05)
-    ends = starts + 0.1
-    l_in_flight, lambda_w, disagreement = littles_law(starts, ends, 1.0, 9.0)
-    assert l_in_flight == pytest.approx(2.0, rel=1e-6)
-    assert lambda_w == pytest.approx(2.0, rel=1e-6)
-    assert disagreement == pytest.approx(0.0, abs=1e-6)
-
-
-def test_littles_law_without_arrivals_in_the_window_gives_no_rate() -> None:
-    l_in_flight, lambda_w, disagreement = littles_law(np.array([0.0]), np.array([10.0]), 2.0, 4.0)
-    assert l_in_flight == pytest.approx(1.0)
-    assert np.isnan(lambda_w) and np.isnan(disagreement)

@@ -1,72 +1,58 @@
-"""reports.metrics.sweeps: the knee of a sweep, its single-stream baseline, and the saturation point."""
+"""reports.metrics.sweeps: the knee of a sweep against its VALID single-stream p90, on runs of
+closed-loop points whose answers are known."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from reports.metrics.sweeps import knees, saturation_throughput, single_stream_p90
+from reports.analysis import analyse
+from reports.load import load_run
+from reports.metrics.sweeps import Knee
 from reports.schema import ScenarioName
-from tests.helpers.reports_tables import RULES, sweep_point
+from tests.helpers.reports_tables import closed_loop_run
 
 
-def test_knee_is_the_highest_valid_load_within_the_factor() -> None:
-    results = [
-        sweep_point(1, 0.10, scenario=ScenarioName.LATENCY, load_point="users=1"),
-        sweep_point(1, 0.10),
-        sweep_point(2, 0.15),
-        sweep_point(4, 0.19),
-        sweep_point(8, 0.18, valid=False),  # within the factor but INVALID
-        sweep_point(16, 0.50),
-    ]
-    (knee,) = knees(results, RULES)
-    assert (knee.server, knee.client, knee.scenario) == ("fastapi", "fastapi", ScenarioName.THROUGHPUT)
+def knees_of(path: Path, sweep: dict[int, float], **run: object) -> list[Knee]:
+    run_dir = closed_loop_run(path, {"fastapi": sweep}, **run)  # type: ignore[arg-type]
+    return [k for k in analyse(load_run(run_dir)).knees if k.scenario == ScenarioName.THROUGHPUT]
+
+
+def test_knee_is_the_highest_valid_load_within_the_factor(tmp_path: Path) -> None:
+    sweep = {1: 0.1, 2: 0.15, 4: 0.19, 8: 0.18, 16: 0.5}
+    cpu = {("fastapi", ScenarioName.THROUGHPUT, 8): 95.0}  # within the factor but INVALID
+    (knee,) = knees_of(tmp_path, sweep, single_stream={"fastapi": 0.1}, cpu=cpu)
+    assert (knee.server, knee.client) == ("fastapi", "fastapi")
     assert knee.load == 4.0 and knee.p90_s == pytest.approx(0.19)
     assert knee.baseline_p90_s == pytest.approx(0.10) and knee.limit_s == pytest.approx(0.20)
+    assert "`latency`" in knee.reason or "latency" in knee.reason
 
 
-def test_single_stream_p90_prefers_the_latency_scenario_then_the_lowest_sweep_load() -> None:
-    latency = sweep_point(1, 0.08, scenario=ScenarioName.LATENCY)
-    sweep = [sweep_point(4, 0.3), sweep_point(2, 0.12)]
-    p90, _source = single_stream_p90([*sweep, latency], "fastapi", "fastapi", ScenarioName.THROUGHPUT)
-    assert p90 == pytest.approx(0.08)
-    p90, _source = single_stream_p90(sweep, "fastapi", "fastapi", ScenarioName.THROUGHPUT)
-    assert p90 == pytest.approx(0.12)
-    p90, _source = single_stream_p90([sweep_point(2, None)], "fastapi", "fastapi", ScenarioName.THROUGHPUT)
-    assert p90 is None
+def test_knee_baseline_is_the_sweeps_users_1_point_without_a_latency_point(tmp_path: Path) -> None:
+    (knee,) = knees_of(tmp_path, {1: 0.1, 2: 0.15, 4: 0.5})
+    assert knee.load == 2.0 and knee.baseline_p90_s == pytest.approx(0.10)
+    assert "users=1" in knee.reason
 
 
-def test_knee_falls_back_to_the_lowest_sweep_point_and_reports_none() -> None:
-    (fallback,) = knees([sweep_point(1, 0.10), sweep_point(2, 0.15)], RULES)
-    assert fallback.load == 2.0 and fallback.baseline_p90_s == pytest.approx(0.10)
-    (none,) = knees([sweep_point(1, 0.10, valid=False), sweep_point(2, 0.5, valid=False)], RULES)
-    assert none.load is None and none.p90_s is None and none.limit_s == pytest.approx(0.20)
-    assert none.reason  # why there is none
+def test_no_knee_without_a_valid_single_stream_point(tmp_path: Path) -> None:
+    cpu = {("fastapi", ScenarioName.THROUGHPUT, 1): 95.0}
+    (knee,) = knees_of(tmp_path, {1: 0.1, 2: 0.15}, cpu=cpu)
+    assert knee.load is None and knee.baseline_p90_s is None and "no VALID single-stream" in knee.reason
 
 
-def test_one_knee_per_run_server_client_and_sweep() -> None:
-    results = [
-        sweep_point(1, 0.1),
-        sweep_point(1, 0.1, server="gradio", client="gradio-file"),
-        sweep_point(1, 0.1, scenario=ScenarioName.OPEN_LOOP, rate=2.0, load=2.0),
-        sweep_point(1, 0.1, run_id="other"),
-        sweep_point(1, 0.1, scenario=ScenarioName.COLLISIONS),  # a probe, not a sweep
-    ]
-    found = {(k.run_id, k.server, k.scenario) for k in knees(results, RULES)}
+def test_no_knee_where_every_point_is_past_the_factor(tmp_path: Path) -> None:
+    (knee,) = knees_of(tmp_path, {2: 0.3, 4: 0.5}, single_stream={"fastapi": 0.1})
+    assert knee.load is None and knee.limit_s == pytest.approx(0.20) and knee.reason
+
+
+def test_one_knee_per_run_server_client_and_sweep(tmp_path: Path) -> None:
+    run_dir = closed_loop_run(
+        tmp_path, {"fastapi": {1: 0.1, 2: 0.1}, "gradio": {1: 0.1}, "fastapi/fastapi-b64": {1: 0.1}}
+    )
+    found = {(k.server, k.client, k.scenario) for k in analyse(load_run(run_dir)).knees}
     assert found == {
-        ("r", "fastapi", ScenarioName.THROUGHPUT),
-        ("r", "gradio", ScenarioName.THROUGHPUT),
-        ("r", "fastapi", ScenarioName.OPEN_LOOP),
-        ("other", "fastapi", ScenarioName.THROUGHPUT),
+        ("fastapi", "fastapi", ScenarioName.THROUGHPUT),
+        ("gradio", "gradio-b64", ScenarioName.THROUGHPUT),
+        ("fastapi", "fastapi-b64", ScenarioName.THROUGHPUT),
     }
-
-
-def test_saturation_is_the_valid_throughput_point_with_most_images_per_second() -> None:
-    results = [
-        sweep_point(2, 0.1, throughput_rps=10.0),
-        sweep_point(4, 0.1, throughput_rps=14.0),
-        sweep_point(8, 0.1, throughput_rps=20.0, valid=False),
-        sweep_point(1, 0.1, scenario=ScenarioName.OPEN_LOOP, throughput_rps=30.0),
-    ]
-    best = saturation_throughput(results, "fastapi", "fastapi")
-    assert best is not None and best.load_point == "users=4"
-    assert saturation_throughput(results, "gradio", "gradio-file") is None

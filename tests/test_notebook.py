@@ -1,5 +1,5 @@
 """The analysis notebook runs top to bottom (nbclient, the venv's python3 kernel) on a run and
-shows the run's analysis: the verdict the report shows."""
+shows the run's analysis: the points with their intervals and the verdict the report shows."""
 
 from __future__ import annotations
 
@@ -32,3 +32,6 @@ def test_notebook_executes_on_a_run(smoke_run: Path, monkeypatch: pytest.MonkeyP
     ).exists()
     expected = analyse(load_run(run_dir)).recommendation.verdict
     assert expected in notebook.cells[-1].outputs[0]["text"]
+    # the points table shows each statistic with its interval and the method that made it
+    table = notebook.cells[2].outputs[0]["data"]["text/plain"]
+    assert all(column in table for column in ("throughput_low", "p90_high", "throughput_method"))

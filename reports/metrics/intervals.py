@@ -8,8 +8,9 @@ reports print it beside the number):
   The trials of a run are interleaved across servers, so their spread holds the drift of a shared
   box as well as the sampling noise of each trial.
 - **N = 1 — bootstrap over requests.** Latency statistics resample the trial's requests;
-  throughput resamples the gaps between successive completions (rate = 1 / mean gap). Percentile
-  bootstrap, :data:`BOOTSTRAP_RESAMPLES` resamples, seeded so a report is reproducible.
+  throughput resamples the gaps between successive completions (rate = 1 / mean gap), or for
+  bursts each burst's makespan per image (images per second of makespan = 1 / its mean).
+  Percentile bootstrap, :data:`BOOTSTRAP_RESAMPLES` resamples, seeded so a report is reproducible.
 - **Comparisons.** Trial t of one server ran right beside trial t of the other, so comparisons
   pair them: a throughput ratio is the t-interval of the per-trial log ratios, exponentiated; a
   latency difference is the t-interval of the per-trial differences. With one trial each, the two
@@ -36,6 +37,7 @@ T_TRIALS = "t-interval over trials"
 T_PAIRED = "paired t-interval over trials"
 BOOTSTRAP_REQUESTS = "bootstrap over requests (one trial)"
 BOOTSTRAP_GAPS = "bootstrap over completion gaps (one trial)"
+BOOTSTRAP_BURSTS = "bootstrap over bursts (one trial)"
 
 # t(0.975, df) for df = 1..30; beyond, a Cornish-Fisher expansion around z (error < 1e-3)
 _T_975 = (
@@ -144,11 +146,24 @@ def completion_gaps(t_done: object) -> np.ndarray:
 
 def rate_interval(t_done: object, rate: float) -> Interval | None:
     """One trial's throughput ``rate`` with a bootstrap interval over its completion gaps."""
-    gaps = completion_gaps(t_done)
-    gaps = gaps[gaps >= 0]
-    if len(gaps) < 2 or gaps.mean() <= 0:
+    return seconds_per_event_interval(completion_gaps(t_done), rate, BOOTSTRAP_GAPS)
+
+
+def seconds_per_event_interval(seconds: object, rate: float, method: str) -> Interval | None:
+    """A rate of events (``rate``) with a bootstrap interval over the seconds each event took:
+    completion gaps (``BOOTSTRAP_GAPS``) or each burst's makespan per image (``BOOTSTRAP_BURSTS``).
+
+    ``rate`` may be counted otherwise than as 1 / mean gap (a window's completions / its
+    length, whose edges the gaps do not see): the bootstrap's spread relative to the sample's
+    own rate is carried over to it, so the interval always holds its estimate."""
+    sample = _finite(seconds)
+    sample = sample[sample >= 0]
+    if len(sample) < 2 or sample.mean() <= 0:
         return None
-    return _bootstrap((gaps,), rate_of_gaps, rate, BOOTSTRAP_GAPS)
+    own_rate = float(rate_of_gaps(sample[np.newaxis, :])[0])
+    spread = _bootstrap((sample,), rate_of_gaps, own_rate, method)
+    scale = rate / own_rate
+    return Interval(rate, spread.low * scale, spread.high * scale, method, spread.n)
 
 
 def _paired(a: Mapping[int, float], b: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray]:

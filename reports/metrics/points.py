@@ -1,16 +1,19 @@
-"""The metrics of each load point and its VALID / INVALID verdict (docs/design.md §5).
+"""The metrics of each trial of each load point and its VALID / INVALID verdict (docs/design.md §5).
 
-``point_metrics`` cuts each point's warm-up, measures throughput, latency percentiles,
-the decomposition, collisions, Little's law, send lag and the load process's CPU over the
-measured window, and applies every rule of :class:`~reports.metrics.rules.ValidityRules`
-to it; service-time inflation is then set against each server's single-stream GPU time.
+``point_metrics`` cuts each trial's warm-up, measures throughput, latency percentiles, the
+decomposition, collisions, send lag and the load process's CPU over the measured window, and
+applies every rule of :class:`~reports.metrics.rules.ValidityRules` to it: the error rate, a
+stability bound scaled with the counts, the client's in-flight against the configured load
+and its completions against the server ledger's; service-time inflation is then set against
+each server's VALID single-stream GPU time. ``reports.metrics.summaries`` pools the trials.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,16 +25,19 @@ from reports.metrics.rows import (
     gpu_overlaps,
     latency,
     latency_start,
-    littles_law,
+    mean_in_flight,
     percentile,
 )
 from reports.metrics.rules import BASELINE_SCENARIO, INVALID, VALID, ValidityRules
 from reports.schema import PointRecord, ScenarioName
 
+# Scenarios whose users stay at the configured count for the whole point (closed loop).
+CLOSED_LOOP_SCENARIOS: tuple[str, ...] = (ScenarioName.LATENCY, ScenarioName.THROUGHPUT, ScenarioName.SPIKE)
+
 
 @dataclass
-class PointMetrics:
-    """Everything measured at one (run, server, client, scenario, load point), with its verdict."""
+class LoadPoint:
+    """Which load point: its run, server, client, scenario and load."""
 
     run_id: str
     server: str
@@ -41,28 +47,50 @@ class PointMetrics:
     users: int | None
     rate: float | None
     load: float  # the x of load axes: users (closed loop, bursts) or offered rate (open loop)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """The point within its run: (server, client, scenario, load point)."""
+        return (self.server, self.client, self.scenario, self.load_point)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that name the point, to build another record of the same point."""
+        return {f.name: getattr(self, f.name) for f in fields(LoadPoint)}
+
+
+@dataclass
+class PointMetrics(LoadPoint):
+    """Everything measured in one trial of one (run, server, client, scenario, load point),
+    with its verdict."""
+
+    trial: int = 1
     verdict: str = INVALID
     reasons: list[str] = field(default_factory=list)  # why INVALID
     notes: list[str] = field(default_factory=list)  # what was not checked or is worth knowing
     n_rows: int = 0
     n_measured: int = 0  # rows that started inside the measured window
     n_ok: int = 0
+    error_rate: float | None = None  # failed / measured
     errors: dict[str, int] = field(default_factory=dict)  # "kind [status]" -> count
+    backlog: int = 0  # requests already in the server when the point started
     window_start: float = float("nan")  # measured window, after the warm-up cut
     window_end: float = float("nan")
     window_s: float = 0.0
-    throughput_rps: float = 0.0
-    thirds_rps: list[float] = field(default_factory=list)  # successful completions/s per third
-    thirds_offered_rps: list[float] = field(default_factory=list)  # open loop: scheduled arrivals/s
-    thirds_ratio: list[float] = field(default_factory=list)  # open loop: achieved / offered per third
-    thirds_spread: float | None = None  # the statistic the stability rule compares (see thirds_basis)
-    thirds_basis: str = ""  # what the thirds compare: window, bursts or achieved / offered
+    throughput_rps: float = 0.0  # bursts: images per second of burst makespan
+    # Stability: what each third of the window (of the bursts) achieved, what a stable point
+    # would give there and how far it may stray by the rule, all in images/s (thirds_basis).
+    thirds_rps: list[float] = field(default_factory=list)
+    thirds_expected_rps: list[float] = field(default_factory=list)
+    thirds_allowed_rps: list[float] = field(default_factory=list)
+    thirds_spread: float | None = None  # the largest |achieved − expected| / expected of a third
+    thirds_basis: str = ""
+    n_latency: int = 0  # the latency sample: successful and timed-out measured requests
     p50_s: float | None = None
     p90_s: float | None = None
     p99_s: float | None = None
     p999_s: float | None = None
     max_s: float | None = None
-    mean_latency_s: float | None = None  # over ok and timed-out rows (the percentiles' sample)
+    mean_latency_s: float | None = None  # over the latency sample
     # The decomposition covers only successful requests with a joined ledger row: its five
     # means add up to decomposed_latency_s, the mean latency of exactly those n_decomposed rows.
     n_decomposed: int = 0
@@ -73,34 +101,43 @@ class PointMetrics:
     post_s: float | None = None
     protocol_s: float | None = None
     gpu_median_s: float | None = None
-    service_inflation: float | None = None  # gpu median / single-stream gpu median
+    service_inflation: float | None = None  # gpu median / VALID single-stream gpu median
     collision_share: float | None = None
     max_gpu_depth: int | None = None  # from the ledger's gpu_depth, else computed overlap
     peak_gpu_bytes: int | None = None
     load_cpu_percent: float | None = None
     send_lag_p99_s: float | None = None
     send_lag_limit_s: float | None = None
+    # Little's law checks that can fail: the client's mean in-flight (closed loop: over the
+    # window; bursts: at each release) against the configured users or burst size, and the
+    # client's completions against the server ledger's over the same window.
     client_in_flight: float | None = None
-    client_rate_x_latency: float | None = None
-    client_littles_disagreement: float | None = None
-    server_in_flight: float | None = None
-    server_rate_x_latency: float | None = None
-    server_littles_disagreement: float | None = None
+    configured_in_flight: int | None = None
+    in_flight_disagreement: float | None = None
+    client_completion_rps: float | None = None
+    ledger_completion_rps: float | None = None
+    completion_disagreement: float | None = None
 
     @property
     def valid(self) -> bool:
         return self.verdict == VALID
 
 
-def _nan_to_none(value: float) -> float | None:
-    """None where the value is NaN (a quantity that could not be computed), else the value."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
 def _point_load(users: int | None, rate: float | None) -> float:
     if rate is not None and not math.isnan(rate):
         return float(rate)
     return float(users) if users is not None else float("nan")
+
+
+def disagreement(a: float, b: float) -> float:
+    """|a − b| / max(|a|, |b|): 0 when both are 0."""
+    scale = max(abs(a), abs(b))
+    return 0.0 if scale == 0 else abs(a - b) / scale
+
+
+def is_single_stream(m: PointMetrics) -> bool:
+    """One request at a time: the `latency` scenario, or a closed-loop sweep at one user."""
+    return m.scenario == BASELINE_SCENARIO or (m.scenario == ScenarioName.THROUGHPUT and m.users == 1)
 
 
 def measured_window(rows: pd.DataFrame, point: PointRecord, rules: ValidityRules) -> tuple[float, float]:
@@ -114,6 +151,19 @@ def measured_window(rows: pd.DataFrame, point: PointRecord, rules: ValidityRules
     return max(cut_by_time, float(cut_by_count)), t_end
 
 
+def latency_sample(measured: pd.DataFrame) -> pd.Series:
+    """The latencies a point's percentiles, CDF and intervals are taken over: its successful
+    and its timed-out measured requests.
+
+    Timeouts stay in: in open loop they are the overload (docs/design.md §5), and dropping
+    them would hide it; fast failures (4xx, 503) would flatter it instead, so they stay out
+    (and a point with too many of them is INVALID by the error-rate rule).
+    """
+    ok = measured["ok"].astype(bool)
+    timed_out = error_kind(measured).str.startswith("timeout") & ~ok
+    return latency(measured[ok | timed_out]).dropna()
+
+
 def point_metrics(
     table: pd.DataFrame,
     points: Sequence[PointRecord],
@@ -121,23 +171,27 @@ def point_metrics(
     *,
     run_id: str = "",
     device: str = "",
+    ledger: pd.DataFrame | None = None,
 ) -> list[PointMetrics]:
-    """Metrics and verdict for every load point of one run.
+    """Metrics and verdict for every trial of every load point of one run.
 
     ``points`` are the run's records; rows whose point is missing from them (a run that
     ended mid-point) get a point derived from the rows, which is INVALID by construction.
     ``device`` is the model's device: on CPU a collision is thread oversubscription.
+    ``ledger`` is the run's raw server ledger (``ledger.jsonl``), the independent count the
+    client's completions are checked against; None where the run kept none.
     """
     overlaps = gpu_overlaps(table)
-    keys = ["server", "client", "scenario", "load_point"]
-    recorded = {(p.server, p.client, p.scenario, p.load_point): p for p in points}
+    keys = ["server", "client", "scenario", "load_point", "trial"]
+    recorded = {(p.server, p.client, p.scenario, p.load_point, int(p.trial)): p for p in points}
     results: list[PointMetrics] = []
     for key, rows in table.groupby(keys, sort=False):
-        point = recorded.pop(key, None)
+        server, client, scenario, load_point, trial = key
+        point = recorded.pop((server, client, scenario, load_point, int(trial)), None)
         unfinished = point is None
         if point is None:
             point = _point_from_rows(rows)
-        metrics = _one_point(rows, overlaps.loc[rows.index], point, rules, run_id, device)
+        metrics = _one_point(rows, overlaps.loc[rows.index], point, rules, run_id, device, ledger)
         if unfinished:
             metrics.reasons.append(
                 "point not in run.json: the run ended before this point finished (window taken from its rows)"
@@ -146,7 +200,7 @@ def point_metrics(
         results.append(metrics)
     for point in recorded.values():  # recorded but not one row came back
         empty = table.iloc[0:0]
-        results.append(_one_point(empty, overlaps.iloc[0:0], point, rules, run_id, device))
+        results.append(_one_point(empty, overlaps.iloc[0:0], point, rules, run_id, device, ledger))
     _add_inflation(results)
     return results
 
@@ -167,6 +221,7 @@ def _point_from_rows(rows: pd.DataFrame) -> PointRecord:
         t_drain_end=None,
         load_cpu_percent=None,
         peak_gpu_bytes=None,
+        trial=int(first["trial"]),
     )
 
 
@@ -177,6 +232,7 @@ def _one_point(
     rules: ValidityRules,
     run_id: str,
     device: str,
+    ledger: pd.DataFrame | None,
 ) -> PointMetrics:
     m = PointMetrics(
         run_id=run_id,
@@ -187,7 +243,9 @@ def _one_point(
         users=point.users,
         rate=point.rate,
         load=_point_load(point.users, point.rate),
+        trial=int(point.trial),
         n_rows=len(rows),
+        backlog=int(point.backlog),
         peak_gpu_bytes=point.peak_gpu_bytes,
         load_cpu_percent=point.load_cpu_percent,
     )
@@ -195,6 +253,11 @@ def _one_point(
         m.notes.append(point.note)
     if point.dropped:
         m.notes.append(f"the server's ledger dropped {point.dropped} rows: server-side figures are partial")
+    if m.backlog > 0:
+        m.reasons.append(
+            f"backlog: {m.backlog} requests were still in the server when this point started (the "
+            "previous point's wait for idle timed out), so its first requests queued behind them"
+        )
     if rows.empty:
         m.reasons.append("no request of this point was recorded")
         return m
@@ -210,11 +273,13 @@ def _one_point(
     if not failed.empty:
         m.errors = {str(k): int(v) for k, v in error_kind(failed).value_counts().sort_index().items()}
 
+    _error_rate(m, rules)
     _throughput(m, rows, w0, w1, rules)
-    _latencies(m, measured, ok, rules)
+    _latencies(m, measured, rules)
     _decomposition(m, measured, ok)
     _collisions(m, measured, overlaps.loc[measured.index], device)
-    _littles_law(m, rows, w0, w1, rules)
+    _in_flight(m, rows, w0, w1, rules)
+    _ledger_completions(m, rows, ledger, w0, w1, rules)
     _send_lag(m, measured, point, w0, w1, rules)
     _load_cpu(m, rules)
     if m.window_s <= 0 or m.n_measured == 0:
@@ -225,66 +290,100 @@ def _one_point(
     return m
 
 
+def _error_rate(m: PointMetrics, rules: ValidityRules) -> None:
+    if m.n_measured == 0:
+        return
+    m.error_rate = (m.n_measured - m.n_ok) / m.n_measured
+    if m.n_ok and m.error_rate > rules.max_error_rate:
+        kinds = ", ".join(f"{k}: {v}" for k, v in m.errors.items())
+        m.reasons.append(
+            f"error rate {m.error_rate:.0%} ({m.n_measured - m.n_ok} of {m.n_measured} measured requests "
+            f"failed: {kinds}) exceeds {rules.max_error_rate:.0%}: no latency or throughput claim"
+        )
+
+
+def bursts_of(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per burst (rows of one burst share their release, ``t_scheduled``): its
+    ``release``, ``size`` (requests), ``images`` (successful ones) and ``makespan`` (release
+    to its last completion), in release order."""
+    scheduled = rows.dropna(subset=["t_scheduled"])
+    grouped = scheduled.groupby("t_scheduled")
+    bursts = pd.DataFrame(
+        {
+            "size": grouped.size(),
+            "images": grouped["ok"].sum().astype(int),
+            "last_done": grouped["t_done"].max(),
+        }
+    )
+    bursts["release"] = bursts.index.to_numpy(dtype=float)
+    bursts["makespan"] = bursts["last_done"] - bursts["release"]
+    return bursts.reset_index(drop=True)[["release", "size", "images", "makespan"]]
+
+
 def _throughput(m: PointMetrics, rows: pd.DataFrame, w0: float, w1: float, rules: ValidityRules) -> None:
     """Throughput over the measured window and the stability rule on its thirds.
 
-    Closed loop: completions per third of the window, compared with each other. Bursts
-    (``collisions``): images per second of burst makespan over the thirds of the bursts.
-    Open loop: completions in each third against the arrivals scheduled in it; below
-    capacity completions follow the Poisson arrivals, so comparing the thirds' completions
-    with each other would call most honest points unstable, while achieved / offered stays
-    near 1 wherever the server keeps up. The point is stable when every third's ratio lies
-    within ``max_thirds_spread`` of 1.0: a server that falls behind (no steady state: its
-    latency grows with the window) or is still draining a backlog fails. Completions are
-    counted one median latency later than the arrivals (the last third then reaches into
-    the drain), so a request scheduled late in a third counts in the third it arrived in
-    instead of leaving the window's last third short by the requests still in service.
+    Closed loop: successful completions per second of the window; stable when each third's
+    completions stay within the bound of a third of the total (the split of n completions
+    over three equal thirds is binomial by chance). Bursts (``collisions``): images per second
+    of burst makespan, the drains between bursts being no serving time; the thirds are the
+    first, middle and last third of the bursts, each expected to hold the total's share of
+    makespan. Open loop: completions in each third, counted one median latency later so that
+    a request counts in the third it arrived in, against the arrivals scheduled in it, whose
+    count is Poisson: a server that falls behind, or drains a backlog, strays from them.
     """
     if w1 <= w0:
+        return
+    if m.scenario == ScenarioName.COLLISIONS and rows["t_scheduled"].notna().any():
+        _burst_throughput(m, rows, w0, w1, rules)
         return
     done_ok = rows.loc[rows["ok"].astype(bool), "t_done"].to_numpy(dtype=float)
     in_window = done_ok[(done_ok >= w0) & (done_ok <= w1)]
     m.throughput_rps = len(in_window) / (w1 - w0)
     edges = np.linspace(w0, w1, 4)
-    third_s = (w1 - w0) / 3
     if m.scenario == ScenarioName.OPEN_LOOP and rows["t_scheduled"].notna().any():
         _open_loop_thirds(m, rows, edges, rules)
         return
-    if m.scenario == ScenarioName.COLLISIONS:
-        ok_rows = rows[rows["ok"].astype(bool) & rows["t_done"].between(w0, w1)]
-        m.thirds_rps = burst_thirds_rps(ok_rows)
-        m.thirds_basis = "the bursts' thirds (images / burst makespan)"
-    else:
-        counts, _ = np.histogram(in_window, bins=edges)
-        m.thirds_rps = [float(c / third_s) for c in counts]
-        m.thirds_basis = "the window's thirds (completions per third)"
-        if m.scenario == ScenarioName.OPEN_LOOP:
-            m.notes.append("open-loop rows carry no t_scheduled: thirds compared by completions only")
-    mean = float(np.mean(m.thirds_rps)) if m.thirds_rps else 0.0
-    if mean > 0:
-        m.thirds_spread = (max(m.thirds_rps) - min(m.thirds_rps)) / mean
-        if m.thirds_spread > rules.max_thirds_spread:
-            m.reasons.append(
-                f"unstable: throughput across {m.thirds_basis} varies by {m.thirds_spread:.0%} "
-                f"of its mean (limit {rules.max_thirds_spread:.0%})"
-            )
+    counts, _ = np.histogram(in_window, bins=edges)
+    total = float(counts.sum())
+    m.thirds_basis = "completions per third of the window, against a third of the total"
+    if m.scenario == ScenarioName.OPEN_LOOP:
+        m.notes.append("open-loop rows carry no t_scheduled: thirds compared by completions only")
+    third_s = np.full(3, (w1 - w0) / 3)
+    _judge_thirds(m, counts, np.full(3, total / 3), third_s, rules, binomial_of=total, unit="completions")
+
+
+def _burst_throughput(
+    m: PointMetrics, rows: pd.DataFrame, w0: float, w1: float, rules: ValidityRules
+) -> None:
+    bursts = bursts_of(rows)
+    bursts = bursts[(bursts["release"] >= w0) & (bursts["release"] <= w1)]
+    span = float(bursts["makespan"].sum())
+    if span <= 0:
+        return
+    m.throughput_rps = float(bursts["images"].sum()) / span
+    m.thirds_basis = "images per second of burst makespan over thirds of the bursts, against the total's rate"
+    if len(bursts) < 3:
+        m.notes.append(f"stability not checked: {len(bursts)} bursts measured (three thirds need three)")
+        return
+    thirds = [bursts.iloc[part] for part in np.array_split(np.arange(len(bursts)), 3)]
+    images = np.array([float(part["images"].sum()) for part in thirds])
+    spans = np.array([float(part["makespan"].sum()) for part in thirds])
+    expected = images.sum() * spans / spans.sum()
+    _judge_thirds(m, images, expected, spans, rules, binomial_of=float(images.sum()), unit="images")
 
 
 def _open_loop_thirds(m: PointMetrics, rows: pd.DataFrame, edges: np.ndarray, rules: ValidityRules) -> None:
-    third_s = float(edges[1] - edges[0])
     ok_rows = rows[rows["ok"].astype(bool)]
     starts = latency_start(ok_rows)
     in_window = ok_rows[(starts >= edges[0]) & (starts <= edges[-1])]
     shift = float(latency(in_window).median()) if not in_window.empty else 0.0
     shift = 0.0 if math.isnan(shift) else max(shift, 0.0)
     achieved, _ = np.histogram(ok_rows["t_done"].to_numpy(dtype=float), bins=edges + shift)
-    scheduled = rows["t_scheduled"].dropna().to_numpy(dtype=float)
-    offered, _ = np.histogram(scheduled, bins=edges)
-    m.thirds_rps = [float(c / third_s) for c in achieved]
-    m.thirds_offered_rps = [float(c / third_s) for c in offered]
+    offered, _ = np.histogram(rows["t_scheduled"].dropna().to_numpy(dtype=float), bins=edges)
     m.thirds_basis = (
-        "achieved ÷ offered per third (completions, one median latency "
-        f"({shift * 1e3:.0f} ms) later, vs arrivals scheduled in it)"
+        f"completions per third (counted one median latency, {shift * 1e3:.0f} ms, later) against the "
+        "arrivals scheduled in it"
     )
     if (offered == 0).any():
         m.notes.append(
@@ -292,44 +391,54 @@ def _open_loop_thirds(m: PointMetrics, rows: pd.DataFrame, edges: np.ndarray, ru
             f"(arrivals per third {'/'.join(str(int(c)) for c in offered)})"
         )
         return
-    m.thirds_ratio = [float(a / o) for a, o in zip(achieved, offered, strict=True)]
-    m.thirds_spread = max(abs(r - 1.0) for r in m.thirds_ratio)
-    if m.thirds_spread > rules.max_thirds_spread:
-        ratios = " / ".join(f"{r:.2f}" for r in m.thirds_ratio)
-        low = min(m.thirds_ratio) < 1.0 - rules.max_thirds_spread
-        what = "the server fell behind the offered load" if low else "the server was draining a backlog"
+    third_s = np.full(3, float(edges[1] - edges[0]))
+    _judge_thirds(m, achieved.astype(float), offered.astype(float), third_s, rules, None, "completions")
+
+
+def _judge_thirds(
+    m: PointMetrics,
+    counts: np.ndarray,
+    expected: np.ndarray,
+    seconds: np.ndarray,
+    rules: ValidityRules,
+    binomial_of: float | None,
+    unit: str,
+) -> None:
+    """Each third's count against its expected count: allowed to stray by the larger of
+    ``max_thirds_spread`` of it and ``stability_sigmas`` standard deviations of chance —
+    binomial where a fixed total (``binomial_of``) is split over the thirds, Poisson where the
+    expected count is itself a count of random arrivals."""
+    if binomial_of is not None:
+        share = expected / binomial_of if binomial_of > 0 else np.full(3, 1 / 3)
+        sigma = np.sqrt(binomial_of * share * (1 - share))
+        chance = "binomial"
+    else:
+        sigma = np.sqrt(expected)
+        chance = "Poisson"
+    allowed = np.maximum(rules.max_thirds_spread * expected, rules.stability_sigmas * sigma)
+    m.thirds_rps = [float(c / s) for c, s in zip(counts, seconds, strict=True)]
+    m.thirds_expected_rps = [float(e / s) for e, s in zip(expected, seconds, strict=True)]
+    m.thirds_allowed_rps = [float(a / s) for a, s in zip(allowed, seconds, strict=True)]
+    if not (expected > 0).all():
+        return
+    deviation = np.abs(counts - expected)
+    m.thirds_spread = float((deviation / expected).max())
+    worst = int(np.argmax(deviation / allowed))
+    if deviation[worst] > allowed[worst]:
+        behind = counts[worst] < expected[worst]
+        what = "fell behind" if behind else "ran ahead (draining a backlog or catching up)"
         m.reasons.append(
-            f"unstable: {m.thirds_basis} is {ratios}, off 1.0 by up to {m.thirds_spread:.0%} "
-            f"(limit {rules.max_thirds_spread:.0%}): {what}"
+            f"unstable: the {('first', 'middle', 'last')[worst]} third {what}: {counts[worst]:.0f} {unit} "
+            f"where {expected[worst]:.1f} were expected, off by more than the allowed ±{allowed[worst]:.1f} "
+            f"(the larger of {rules.max_thirds_spread:.0%} and {rules.stability_sigmas:g} {chance} "
+            f"standard deviations; {m.thirds_basis})"
         )
 
 
-def burst_thirds_rps(rows: pd.DataFrame) -> list[float]:
-    """Throughput of the first, middle and last third of a point's bursts, each as images per
-    second of burst makespan (release to last completion).
-
-    Bursts arrive in whole groups with idle drains between them, so counting completions per
-    third of wall time would swing by a whole burst; the burst is the unit of stability here.
-    Rows of one burst share their release time (``t_scheduled``).
-    """
-    bursts = rows.dropna(subset=["t_scheduled"]).groupby("t_scheduled")["t_done"].agg(["max", "size"])
-    if len(bursts) < 3:
-        return []
-    makespans = bursts["max"].to_numpy(dtype=float) - bursts.index.to_numpy(dtype=float)
-    sizes = bursts["size"].to_numpy(dtype=float)
-    return [
-        float(size_part.sum() / span_part.sum())
-        for size_part, span_part in zip(np.array_split(sizes, 3), np.array_split(makespans, 3), strict=True)
-        if span_part.sum() > 0
-    ]
-
-
-def _latencies(m: PointMetrics, measured: pd.DataFrame, ok: pd.Series, rules: ValidityRules) -> None:
-    # Timeouts stay in the sample: in open loop they are the overload (docs/design.md §5), and
-    # dropping them would hide it; fast failures (4xx, 503) would flatter it instead.
-    timed_out = error_kind(measured).str.startswith("timeout") & ~ok
-    values = latency(measured[ok | timed_out])
-    if values.dropna().empty:
+def _latencies(m: PointMetrics, measured: pd.DataFrame, rules: ValidityRules) -> None:
+    values = latency_sample(measured)
+    m.n_latency = len(values)
+    if values.empty:
         return
     m.p50_s = percentile(values, 0.50, 1)
     m.p90_s = percentile(values, 0.90, rules.min_samples_p90)
@@ -337,7 +446,6 @@ def _latencies(m: PointMetrics, measured: pd.DataFrame, ok: pd.Series, rules: Va
     m.p999_s = percentile(values, 0.999, rules.min_samples_p999)
     m.max_s = float(values.max())
     m.mean_latency_s = float(values.mean())
-    n = int(values.notna().sum())
     missing = [
         name
         for name, floor in (
@@ -345,10 +453,12 @@ def _latencies(m: PointMetrics, measured: pd.DataFrame, ok: pd.Series, rules: Va
             ("p99", rules.min_samples_p99),
             ("p99.9", rules.min_samples_p999),
         )
-        if n < floor
+        if m.n_latency < floor
     ]
     if missing:
-        m.notes.append(f"{', '.join(missing)} not shown: {n} samples (below the sample floor)")
+        m.notes.append(
+            f"{', '.join(missing)} not shown for this trial: {m.n_latency} samples (below the floor)"
+        )
 
 
 def _decomposition(m: PointMetrics, measured: pd.DataFrame, ok: pd.Series) -> None:
@@ -383,29 +493,74 @@ def _collisions(m: PointMetrics, measured: pd.DataFrame, overlaps: pd.DataFrame,
         m.notes.append("on CPU a collision is thread oversubscription, not a GPU effect")
 
 
-def _littles_law(m: PointMetrics, rows: pd.DataFrame, w0: float, w1: float, rules: ValidityRules) -> None:
+def _in_flight(m: PointMetrics, rows: pd.DataFrame, w0: float, w1: float, rules: ValidityRules) -> None:
+    """Little's law's L against the load the point was configured to apply.
+
+    Closed loop: the client's time-averaged requests in flight over the measured window
+    against the configured users (each user always has one request out). Bursts: the
+    requests in flight at each measured burst's release against the burst size (the burst
+    is released once the previous one drained). Rows missing from the table pull it below;
+    completions stamped too late push it above.
+    """
+    if w1 <= w0 or not m.users:
+        return
+    starts = latency_start(rows).to_numpy(dtype=float)
+    ends = rows["t_done"].to_numpy(dtype=float)
+    if m.scenario == ScenarioName.COLLISIONS:
+        releases = bursts_of(rows)["release"].to_numpy(dtype=float)
+        releases = releases[(releases >= w0) & (releases <= w1)]
+        if len(releases) == 0:
+            return
+        open_at = [int(((starts <= t) & (ends > t)).sum()) for t in releases]
+        m.client_in_flight = float(np.mean(open_at))
+        what = f"requests in flight at each burst's release (mean over {len(releases)} bursts)"
+        configured = f"a burst of {m.users} was configured"
+    elif m.scenario in CLOSED_LOOP_SCENARIOS:
+        m.client_in_flight = mean_in_flight(starts, ends, w0, w1)
+        what = "requests in flight on average over the measured window"
+        configured = f"{m.users} users were configured"
+    else:
+        return
+    m.configured_in_flight = m.users
+    m.in_flight_disagreement = disagreement(m.client_in_flight, float(m.users))
+    if m.in_flight_disagreement > rules.max_littles_law_disagreement:
+        m.reasons.append(
+            f"the client kept {m.client_in_flight:.2f} {what} where {configured} "
+            f"(off by {m.in_flight_disagreement:.0%}, limit {rules.max_littles_law_disagreement:.0%}): "
+            "rows are missing from the table, or their times are wrong"
+        )
+
+
+def _ledger_completions(
+    m: PointMetrics,
+    rows: pd.DataFrame,
+    ledger: pd.DataFrame | None,
+    w0: float,
+    w1: float,
+    rules: ValidityRules,
+) -> None:
+    """The client's successful completions per second against the server ledger's (its own
+    count of requests answered with 200, by ``t_send``) over the same measured window."""
     if w1 <= w0:
         return
-    client = rows[["t_done"]].assign(start=latency_start(rows)).dropna()
-    l_c, lw_c, d_c = littles_law(client["start"].to_numpy(float), client["t_done"].to_numpy(float), w0, w1)
-    m.client_in_flight, m.client_rate_x_latency = _nan_to_none(l_c), _nan_to_none(lw_c)
-    m.client_littles_disagreement = _nan_to_none(d_c)
-    server = rows[["t_recv", "t_send"]].dropna()
-    if server.empty:
-        m.notes.append("server-side Little's law not checked: no ledger rows")
-    else:
-        l_s, lw_s, d_s = littles_law(
-            server["t_recv"].to_numpy(float), server["t_send"].to_numpy(float), w0, w1
+    own = None if ledger is None or ledger.empty else ledger[ledger["server"] == m.server]
+    if own is None or own.empty or "t_send" not in own:
+        m.notes.append("client completions not checked against the server: no ledger.jsonl rows for it")
+        return
+    done_ok = rows.loc[rows["ok"].astype(bool), "t_done"]
+    sent = pd.to_numeric(own["t_send"], errors="coerce")
+    answered = pd.to_numeric(own.get("status", pd.Series(200, index=own.index)), errors="coerce") == 200
+    window = w1 - w0
+    m.client_completion_rps = float(done_ok.between(w0, w1).sum() / window)
+    m.ledger_completion_rps = float((answered & sent.between(w0, w1)).sum() / window)
+    m.completion_disagreement = disagreement(m.client_completion_rps, m.ledger_completion_rps)
+    if m.completion_disagreement > rules.max_littles_law_disagreement:
+        m.reasons.append(
+            f"the client recorded {m.client_completion_rps:.2f} completions/s, the server's ledger "
+            f"{m.ledger_completion_rps:.2f}/s over the same window (off by {m.completion_disagreement:.0%}, "
+            f"limit {rules.max_littles_law_disagreement:.0%}): rows are missing from the table, or stamped "
+            "wrongly"
         )
-        m.server_in_flight, m.server_rate_x_latency = _nan_to_none(l_s), _nan_to_none(lw_s)
-        m.server_littles_disagreement = _nan_to_none(d_s)
-    limit = rules.max_littles_law_disagreement
-    for side, value in (("client", m.client_littles_disagreement), ("server", m.server_littles_disagreement)):
-        if value is not None and value > limit:
-            m.reasons.append(
-                f"{side}-side Little's law disagrees by {value:.0%} (mean in-flight vs rate x mean "
-                f"latency; limit {limit:.0%})"
-            )
 
 
 def _send_lag(
@@ -426,9 +581,7 @@ def _send_lag(
         scale_s = 1.0 / point.rate if point.rate else (w1 - w0) / len(scheduled)  # the mean gap
         what, why = "open-loop", "(the generator could not keep its schedule)"
     elif m.scenario == ScenarioName.COLLISIONS:
-        bursts = scheduled.groupby("t_scheduled")["t_done"].max()
-        makespans = bursts.to_numpy(dtype=float) - bursts.index.to_numpy(dtype=float)
-        scale_s = float(np.median(makespans))
+        scale_s = float(bursts_of(scheduled)["makespan"].median())
         what = "burst"
         why = (
             f"(max({rules.max_send_lag_s * 1e3:g} ms, {rules.max_send_lag_gap_fraction:.0%} of the median "
@@ -466,21 +619,24 @@ def _add_inflation(results: list[PointMetrics]) -> None:
 
 
 def baseline_gpu_medians(results: Sequence[PointMetrics]) -> dict[str, float]:
-    """Single-stream GPU time per server: the `latency` scenario's median (its clients
-    pooled by the mean of their medians), else the server's lowest-load point."""
+    """Single-stream GPU time per server: the mean GPU median of its VALID `latency` trials
+    (all clients), else of its VALID closed-loop users=1 trials; no baseline without either
+    (an INVALID or a loaded point is no baseline)."""
     baselines: dict[str, float] = {}
     for server in {m.server for m in results}:
-        own = [m for m in results if m.server == server and m.gpu_median_s is not None]
-        single = [m.gpu_median_s for m in own if m.scenario == BASELINE_SCENARIO]
-        if single:
-            baselines[server] = float(np.mean(single))
-        elif own:
-            baselines[server] = min(own, key=lambda m: m.load).gpu_median_s  # type: ignore[assignment]
+        own = [m for m in results if m.server == server and m.valid and m.gpu_median_s is not None]
+        for chosen in (
+            [m for m in own if m.scenario == BASELINE_SCENARIO],
+            [m for m in own if is_single_stream(m)],
+        ):
+            if chosen:
+                baselines[server] = float(np.mean([m.gpu_median_s for m in chosen]))
+                break
     return baselines
 
 
 def metrics_frame(results: Iterable[PointMetrics]) -> pd.DataFrame:
-    """The per-point metrics as one DataFrame (lists joined to text for display)."""
+    """The per-trial metrics as one DataFrame (lists joined to text for display)."""
     records = []
     for m in results:
         record = asdict(m)
@@ -491,13 +647,19 @@ def metrics_frame(results: Iterable[PointMetrics]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def measured_rows(table: pd.DataFrame, m: PointMetrics) -> pd.DataFrame:
-    """The rows of a point (``table`` is its run's) that started inside its measured window."""
-    of_point = (
+def trial_rows(table: pd.DataFrame, m: PointMetrics) -> pd.DataFrame:
+    """Every row of a trial (``table`` is its run's), warm-up included."""
+    return table[
         (table["server"] == m.server)
         & (table["client"] == m.client)
         & (table["scenario"] == m.scenario)
         & (table["load_point"] == m.load_point)
-    )
-    starts = latency_start(table)
-    return table[of_point & (starts >= m.window_start) & (starts <= m.window_end)]
+        & (table["trial"] == m.trial)
+    ]
+
+
+def measured_rows(table: pd.DataFrame, m: PointMetrics) -> pd.DataFrame:
+    """The rows of a trial (``table`` is its run's) that started inside its measured window."""
+    rows = trial_rows(table, m)
+    starts = latency_start(rows)
+    return rows[(starts >= m.window_start) & (starts <= m.window_end)]

@@ -2,7 +2,8 @@
 
 Latency and where it starts, its wait / pre / gpu / post / protocol decomposition, the
 error kind, GPU-interval overlaps within one server process, sample-floored percentiles
-and Little's law over a window. Pure functions over the table of ``reports.schema``.
+and the mean number of requests in flight over a window (Little's L). Pure functions over
+the table of ``reports.schema``.
 """
 
 from __future__ import annotations
@@ -85,19 +86,3 @@ def mean_in_flight(starts: np.ndarray, ends: np.ndarray, w0: float, w1: float) -
         return float("nan")
     clipped = np.clip(np.minimum(ends, w1) - np.maximum(starts, w0), 0.0, None)
     return float(clipped.sum() / (w1 - w0))
-
-
-def littles_law(starts: np.ndarray, ends: np.ndarray, w0: float, w1: float) -> tuple[float, float, float]:
-    """(L, λW, disagreement) over the window: L the mean in-flight, λ the arrival rate of
-    requests starting in the window and W their mean time in system;
-    disagreement = |L − λW| / max(L, λW)."""
-    in_window = (starts >= w0) & (starts < w1)
-    length = w1 - w0
-    l_in_flight = mean_in_flight(starts, ends, w0, w1)
-    if length <= 0 or not in_window.any():
-        return l_in_flight, float("nan"), float("nan")
-    rate = in_window.sum() / length
-    lambda_w = float(rate * np.mean(ends[in_window] - starts[in_window]))
-    scale = max(l_in_flight, lambda_w)
-    disagreement = 0.0 if scale == 0 else abs(l_in_flight - lambda_w) / scale
-    return l_in_flight, lambda_w, disagreement

@@ -17,11 +17,9 @@ VALID = "VALID"
 INVALID = "INVALID"
 # Sweeps whose points form a load axis (knee, saturation); the others are single probes.
 SWEEP_SCENARIOS: tuple[str, ...] = (ScenarioName.THROUGHPUT, ScenarioName.OPEN_LOOP)
-# The single-stream scenario that knees and service-time inflation are judged against.
+# The single-stream scenario that knees and service-time inflation are judged against
+# (a sweep's VALID users=1 point stands in where a run has none).
 BASELINE_SCENARIO = ScenarioName.LATENCY
-# Differences smaller than this fraction are called a tie in the deploy verdict: a few
-# percent is within run-to-run noise for HTTP benchmarks on a shared host.
-TIE_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -34,13 +32,23 @@ class ValidityRules:
     min_samples_p99: int = 662
     min_samples_p999: int = 6636
     max_load_cpu_percent: float = 90.0
+    max_error_rate: float = 0.01  # failed / measured requests; above it no latency or throughput claim
     max_send_lag_s: float = 0.010  # open loop: p99 send lag may reach max(this, ...)
     max_send_lag_gap_fraction: float = 0.05  # ... this fraction of the mean scheduled gap
-    # Closed loop: (max - min) / mean of the thirds' throughput. Open loop: the largest
-    # |achieved / offered - 1| over the thirds (completions vs arrivals scheduled in each).
+    # Stability: each third's count may stray from its expected count by the larger of this
+    # fraction of it and ``stability_sigmas`` standard deviations of chance (binomial for the
+    # split of a closed loop's or the bursts' completions, Poisson for open-loop arrivals).
     max_thirds_spread: float = 0.15
-    max_littles_law_disagreement: float = 0.20  # |L - λW| / max(L, λW), each side
+    stability_sigmas: float = 3.0
+    # The client's mean in-flight vs the configured users (burst size), and the client's
+    # completion rate vs the server ledger's over the same window: |a - b| / max(a, b).
+    max_littles_law_disagreement: float = 0.20
     knee_factor: float = 2.0  # knee: highest VALID load with p90 <= factor x single-stream p90
+    # The deploy verdict calls a difference only when its 95% interval excludes none and the
+    # estimate is at least this large (throughput ratio, or p90 ratio, 1.05 either way).
+    material_difference: float = 0.05
+    # Gradio's profiler against the ledger: a note where their medians differ by more than this.
+    max_profiler_disagreement_s: float = 0.002
 
 
 def rules_from_mapping(recorded: Mapping[str, Any] | None) -> ValidityRules:

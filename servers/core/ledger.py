@@ -58,6 +58,7 @@ class LedgerRow:
     post_s: float | None = None
     gpu_depth: int | None = None
     stage: str = Stage.RECEIVED
+    event_id: str = ""  # gradio: the queued call's event id (its profiler trace's key); "" for FastAPI
 
 
 class Ledger:

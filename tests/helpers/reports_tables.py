@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import heapq
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,17 @@ import pandas as pd
 from reports.load import typed_table
 from reports.metrics.points import PointMetrics, point_metrics
 from reports.metrics.rules import INVALID, VALID, ValidityRules
-from reports.schema import COLUMNS, RUN_FILE, TABLE_FILE, PointRecord, RequestRow, ScenarioName, as_record
+from reports.schema import (
+    COLUMNS,
+    LEDGER_FILE,
+    PROFILING_FILE,
+    RUN_FILE,
+    TABLE_FILE,
+    PointRecord,
+    RequestRow,
+    ScenarioName,
+    as_record,
+)
 
 RULES = ValidityRules()
 
@@ -158,7 +169,6 @@ def _row(
     base: RequestRow, t_sent: float, t_scheduled: float | None, stamps: dict[str, float | int]
 ) -> RequestRow:
     row = RequestRow(**asdict(base))
-    row.request_id = f"{base.server}-{base.load_point}-{t_sent:.6f}"
     row.t_sent, row.t_scheduled = t_sent, t_scheduled
     row.send_lag = None if t_scheduled is None else t_sent - t_scheduled
     row.t_done = float(stamps["t_done"])
@@ -180,12 +190,18 @@ def make_run_dir(
     servers: tuple[str, ...] = ("fastapi", "gradio", "fastapi-naive"),
     seed: int = 7,
     overloaded_cpu: bool = True,
+    trials: int = 1,
+    profiling: bool = False,
 ) -> Path:
     """Write a run into ``path`` (created) and return it.
 
     ``overloaded_cpu`` records 95% load-process CPU at fastapi-naive users=4, so the run
     has an INVALID point for the reports to show. ``outcome`` other than "complete" drops
     the run's last point from run.json, leaves ``ended`` empty and cuts the table's last line.
+    ``trials`` measures every point that many times, interleaved (trial 1 of every server,
+    then trial 2, ...), as ``gvf run --repeat`` does. The ledger's rows go to ledger.jsonl;
+    with ``profiling`` gradio's events get ids and Gradio's profiler traces (profiling.jsonl),
+    which agree with the ledger within a millisecond.
     """
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)
@@ -196,8 +212,9 @@ def make_run_dir(
     clock = T0
     cuda = device.startswith("cuda")
     simulated = device == "simulated"
-    for kind in servers:
-        server = _Server(kind, np.random.default_rng(rng.integers(1 << 31)))
+    processes = {kind: _Server(kind, np.random.default_rng(rng.integers(1 << 31))) for kind in servers}
+    for trial, kind in ((t, k) for t in range(1, trials + 1) for k in servers):
+        server = processes[kind]
         for plan in _plan(single_stream_rps):
             base = RequestRow(
                 run_id=run_id,
@@ -208,6 +225,7 @@ def make_run_dir(
                 load_point=plan.label,
                 users=plan.users,
                 rate=plan.rate,
+                trial=trial,
                 worker="local",
             )
             if plan.rate is None:
@@ -245,13 +263,40 @@ def make_run_dir(
                         if simulated
                         else None
                     ),
+                    trial=trial,
                 )
             )
             clock = max(t_end, last_done) + 1.0
     finished = outcome == "complete"
     if not finished:
         points.pop()
+    traces = []
+    for i, row in enumerate(rows):
+        row.request_id = f"{row.server}-{i}"  # the requests of one burst share their send time
+        if profiling and row.server == "gradio":
+            row.event_id = f"event-{row.request_id}"
+            traces.append(
+                {
+                    "event_id": row.event_id,
+                    "fn_name": "segment",
+                    "queue_wait_ms": ((row.t_admit or 0) - (row.t_recv or 0)) * 1e3 - 0.3,
+                    "fn_call_ms": ((row.t_send or 0) - (row.t_admit or 0)) * 1e3 + 0.4,
+                    "server": row.server,
+                    "trial": row.trial,
+                    "load_point": row.load_point,
+                }
+            )
     _write_table(path / TABLE_FILE, rows, truncate_last=not finished)
+    ledger = [
+        {"server": r.server, "request_id": r.request_id, "status": r.server_status}
+        | {name: getattr(r, name) for name in ("t_recv", "t_admit", "t_gpu_start", "t_gpu_end", "t_send")}
+        for r in rows
+    ]
+    (path / LEDGER_FILE).write_text("".join(json.dumps(entry) + "\n" for entry in ledger), encoding="utf-8")
+    if profiling:
+        (path / PROFILING_FILE).write_text(
+            "".join(json.dumps(trace) + "\n" for trace in traces), encoding="utf-8"
+        )
     meta = {
         "run_id": run_id,
         "profile": "smoke",
@@ -282,11 +327,15 @@ def make_run_dir(
                 "flags": {"backend": backend},
                 "startup_line": f"{kind} ready",
                 "torch_threads": 1,
+                "lock_scope": "gpu" if kind == "fastapi" else None,
                 "url": "http://127.0.0.1:7860",
                 "exit": None,
             }
             for kind in servers
         },
+        "repeat": trials,
+        "trial_order": [f"{t}/{kind}" for t in range(1, trials + 1) for kind in servers],
+        "gradio_profiling": {"enabled": profiling, "file": PROFILING_FILE if profiling else None},
         "load_generator": {"http_session": "httpx", "workers": 1},
         "scenarios": {p.scenario: {"duration_s": p.duration_s} for p in _plan(single_stream_rps)},
         "seed": seed,
@@ -337,20 +386,29 @@ def steady_rows(
     pre: float = 0.01,
     post: float = 0.01,
     protocol: float = 0.004,
+    pattern: Sequence[float] | None = None,
     **fields: Any,
 ) -> list[dict[str, Any]]:
     """Closed loop with ``users`` independent users, each request taking ``service`` seconds
-    (pre + gpu + post + protocol; no waiting), until ``t0 + duration``."""
-    gpu = service - pre - post - protocol
+    (pre + gpu + post + protocol; no waiting), until ``t0 + duration``. With a ``pattern``
+    each user's requests take its times in turn instead (the GPU stage takes the difference)."""
+    times = [service] if pattern is None else list(pattern)
+    starts_in_cycle = np.concatenate([[0.0], np.cumsum(times)[:-1]])
     rows = []
     for user in range(users):
-        for k in range(round(duration / service)):  # by index: summing floats would drift
-            t = t0 + user * 1e-3 + k * service
+        k = 0
+        while True:  # by index: summing floats would drift
+            offset = (k // len(times)) * sum(times) + starts_in_cycle[k % len(times)]
+            if offset >= duration - 1e-9:
+                break
+            took = times[k % len(times)]
+            t = t0 + user * 1e-3 + offset
             recv = t + protocol / 2
+            gpu = took - pre - post - protocol
             rows.append(
                 {
                     "t_sent": t,
-                    "t_done": t + service,
+                    "t_done": t + took,
                     "status": 200,
                     "ok": True,
                     "users": users,
@@ -366,15 +424,16 @@ def steady_rows(
                     **fields,
                 }
             )
+            k += 1
     return rows
 
 
 def burst_rows(
-    makespans: list[float], size: int = 2, gap: float = 0.2, lag: float = 0.0
+    makespans: list[float], size: int = 2, gap: float = 0.2, lag: float = 0.0, t0: float = 0.0, **fields: Any
 ) -> list[dict[str, Any]]:
-    """Bursts of ``size`` requests released together, each after the previous one drained;
-    every send leaves ``lag`` seconds after its burst's release."""
-    rows, release = [], 0.0
+    """Bursts of ``size`` requests released together from ``t0``, each after the previous one
+    drained; every send leaves ``lag`` seconds after its burst's release."""
+    rows, release = [], t0
     for span in makespans:
         for k in range(size):
             done = release + span * (k + 1) / size
@@ -389,6 +448,7 @@ def burst_rows(
                     "users": size,
                     "scenario": ScenarioName.COLLISIONS,
                     "load_point": f"burst={size}",
+                    **fields,
                 }
             )
         release += span + gap
@@ -396,10 +456,17 @@ def burst_rows(
 
 
 def poisson_open_loop(
-    *, rate: float = 8.0, duration: float = 30.0, seed: int = 0, slow_after: float | None = None
+    *,
+    rate: float = 8.0,
+    duration: float = 30.0,
+    seed: int = 0,
+    slow_after: float | None = None,
+    service_s: float = 0.05,
+    exponential_service: bool = False,
 ) -> list[dict[str, Any]]:
     """Poisson arrivals at ``rate`` for ``duration`` seconds served FIFO by one server, each
-    request sent 1 ms after its schedule. The server takes 50 ms a request (it keeps up);
+    request sent 1 ms after its schedule. The server takes ``service_s`` a request (50 ms: it
+    keeps up), drawn from an exponential distribution of that mean when ``exponential_service``;
     after ``slow_after`` it takes 250 ms (4/s: it falls further behind with every arrival)."""
     rng = np.random.default_rng(seed)
     rows, t, free = [], 0.0, 0.0
@@ -408,7 +475,9 @@ def poisson_open_loop(
         if t >= duration:
             return rows
         sent = t + 0.001
-        service = 0.25 if slow_after is not None and sent >= slow_after else 0.05
+        service = float(rng.exponential(service_s)) if exponential_service else service_s
+        if slow_after is not None and sent >= slow_after:
+            service = 0.25
         free = max(sent, free) + service
         rows.append(
             {
@@ -470,3 +539,112 @@ def sweep_point(users: int, p90: float, valid: bool = True, **fields: Any) -> Po
     )
     values.update(fields)
     return PointMetrics(**values)
+
+
+def write_run(
+    path: Path,
+    rows: list[dict[str, Any]],
+    points: list[PointRecord],
+    *,
+    ledger: list[dict[str, Any]] | None = None,
+    **meta: Any,
+) -> Path:
+    """A complete run directory from partial rows and their points, as the load generator
+    leaves it: requests.csv, run.json (``meta`` overrides its keys) and, when given, the
+    server ledger's raw rows in ledger.jsonl (each tagged with its ``server``)."""
+    path.mkdir(parents=True, exist_ok=True)
+    table_of(rows).to_csv(path / TABLE_FILE, index=False)
+    record: dict[str, Any] = {
+        "run_id": path.name,
+        "outcome": "complete",
+        "ended": "2027-01-15T08:06:00+00:00",
+        "model": {"backend": "sim", "device": "simulated", "weights": "none"},
+        "servers": {},
+        "validity": asdict(RULES),
+        "points": [asdict(p) for p in points],
+        **meta,
+    }
+    (path / RUN_FILE).write_text(json.dumps(record), encoding="utf-8")
+    if ledger is not None:
+        with (path / LEDGER_FILE).open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(entry) + "\n" for entry in ledger)
+    return path
+
+
+def ledger_of(rows: list[dict[str, Any]], server: str = "fastapi") -> list[dict[str, Any]]:
+    """The server ledger's rows for the table rows that carry ledger stamps."""
+    return [
+        {
+            "server": row.get("server", server),
+            "request_id": row.get("request_id", str(i)),
+            "status": 200 if row.get("ok", False) else row.get("status", 500),
+            **{
+                name: row[name]
+                for name in ("t_recv", "t_admit", "t_gpu_start", "t_gpu_end", "t_send", "pre_s", "post_s")
+                if row.get(name) is not None
+            },
+        }
+        for i, row in enumerate(rows)
+        if row.get("t_recv") is not None
+    ]
+
+
+CLIENT_OF = {"fastapi": "fastapi", "fastapi-naive": "fastapi", "gradio": "gradio-b64"}
+
+
+def closed_loop_run(
+    path: Path,
+    sweep: dict[str, dict[int, float | tuple[float, ...]]],
+    *,
+    single_stream: dict[str, float] | None = None,
+    duration: float = 10.0,
+    cpu: dict[tuple[str, str, int], float] | None = None,
+    trials: int = 1,
+    drift: Sequence[float] | None = None,
+    jitter: float = 0.0,
+    seed: int = 0,
+    **meta: Any,
+) -> Path:
+    """A run of closed-loop points with known answers: ``sweep`` maps each server (or
+    "server/client") to {users: seconds per request} for its `throughput` points (or a tuple
+    of times its requests take in turn), ``single_stream`` each to the seconds per request of
+    its `latency` point. Every request takes exactly its time (see ``steady_rows``), so a point's throughput
+    is users / mean time. ``cpu`` sets the load-process CPU of (server, scenario, users) (20%
+    else, in every trial).
+
+    ``trials`` runs every point that many times, interleaved as ``gvf run --repeat`` does
+    (trial 1 of each server and point, then trial 2, ...); each trial's times are stretched by
+    its ``drift`` (shared by all servers, as a shared box slows everything down) and by a
+    lognormal ``jitter`` of its own per server and point (seeded)."""
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, Any]] = []
+    points: list[PointRecord] = []
+    t0 = 0.0
+    plan: list[tuple[str, str, int, float | tuple[float, ...]]] = [
+        (server, ScenarioName.LATENCY, 1, s) for server, s in (single_stream or {}).items()
+    ]
+    plan += [(server, ScenarioName.THROUGHPUT, u, s) for server, by in sweep.items() for u, s in by.items()]
+    for trial in range(1, trials + 1):
+        for series, scenario, users, time in plan:
+            server, _, client = series.partition("/")
+            stretch = (drift[trial - 1] if drift else 1.0) * float(rng.lognormal(0.0, jitter))
+            times = tuple(t * stretch for t in (time if isinstance(time, tuple) else (time,)))
+            point_rows = steady_rows(
+                users=users,
+                duration=duration,
+                t0=t0,
+                pre=min(times) / 10,
+                post=min(times) / 10,
+                pattern=times,
+                server=server,
+                client=client or CLIENT_OF[server],
+                scenario=scenario,
+                trial=trial,
+            )
+            load_cpu = (cpu or {}).get((server, scenario, users), 20.0)
+            points.append(
+                point_of(point_rows, t_start=t0, t_end=t0 + duration, load_cpu_percent=load_cpu, trial=trial)
+            )
+            rows += point_rows
+            t0 += duration + 1.0
+    return write_run(path, rows, points, repeat=trials, **meta)
