@@ -47,6 +47,7 @@ class RequestRow:
     users: int | None = None  # closed-loop concurrency (or burst size) of the point
     rate: float | None = None  # open-loop offered rate, requests/s
     worker: str = ""  # load-process id (Locust worker) that sent it
+    trial: int = 1  # which of the run's --repeat trials of this load point (1-based)
     # --- client side ------------------------------------------------------------------
     t_scheduled: float | None = None  # open loop: when the schedule said to send
     t_sent: float = 0.0  # first byte of the logical request leaves the client
@@ -69,6 +70,7 @@ class RequestRow:
     pre_s: float | None = None
     post_s: float | None = None
     gpu_depth: int | None = None
+    event_id: str = ""  # gradio: the queued call's event id (joins Gradio's profiler traces); "" for FastAPI
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRow))
@@ -85,6 +87,7 @@ LEDGER_COLUMNS: tuple[str, ...] = (
     "pre_s",
     "post_s",
     "gpu_depth",
+    "event_id",
 )
 
 
@@ -110,3 +113,7 @@ class PointRecord:
     peak_gpu_bytes: int | None  # the server's peak over the point (None on CPU)
     dropped: int = 0  # ledger rows the server had to drop during the point
     note: str = ""
+    trial: int = 1  # which of the run's --repeat trials (1-based)
+    # requests still in the server (in flight or queued) when the point started, because the
+    # wait for idle before it timed out: the point ran against leftover work
+    backlog: int = 0

@@ -36,6 +36,7 @@ class LedgerRow:
     pre_s: float | None = None
     post_s: float | None = None
     gpu_depth: int | None = None
+    event_id: str = ""  # gradio: the queued call's event id (its profiler trace's key); "" for FastAPI
 
 
 class Ledger:
