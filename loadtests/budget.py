@@ -25,8 +25,10 @@ def share_end(budget_s: float, t_started: float, now: float, targets_left: int) 
 
 
 def fit_phase(phase: Phase, available_s: float, rate: float | None) -> Phase | None:
-    """``phase`` with its time box cut to ``available_s``, or None when its target requests at
-    ``rate`` (requests/s; None or 0: unknown, always fits) would take longer than that."""
+    """``phase`` with its time box cut to ``available_s``, or None when its target requests
+    would take longer than that: open-loop arrivals at their offered rate, other points at
+    ``rate`` (the server's single-stream requests/s; None or 0: unknown, always fits)."""
+    rate = phase.rate or rate
     if rate and phase.target_requests / rate > available_s:
         return None
     return replace(phase, max_s=max(min(phase.max_s, available_s), MIN_TIME_BOX_S))

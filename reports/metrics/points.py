@@ -25,7 +25,7 @@ from reports.metrics.rows import (
     littles_law,
     percentile,
 )
-from reports.metrics.rules import BASELINE_SCENARIO, INVALID, VALID, ValidityRules
+from reports.metrics.rules import BASELINE_SCENARIO, INVALID, VALID, ValidityRules, warmup_end
 from reports.schema import PointRecord, ScenarioName
 
 
@@ -106,12 +106,8 @@ def _point_load(users: int | None, rate: float | None) -> float:
 def measured_window(rows: pd.DataFrame, point: PointRecord, rules: ValidityRules) -> tuple[float, float]:
     """[w0, w1]: the point's window less the warm-up, the longer of a fraction of the
     window and the first ``warmup_requests_per_user`` x users requests (one "user" in open loop)."""
-    t_start, t_end = point.t_start, point.t_end
-    cut_by_time = t_start + rules.warmup_fraction * (t_end - t_start)
-    warmup_requests = rules.warmup_requests_per_user * max(point.users or 1, 1)
     starts = np.sort(latency_start(rows).dropna().to_numpy(dtype=float))
-    cut_by_count = starts[warmup_requests] if len(starts) > warmup_requests else t_end
-    return max(cut_by_time, float(cut_by_count)), t_end
+    return warmup_end(point.t_start, point.t_end, starts.tolist(), point.users, rules), point.t_end
 
 
 def point_metrics(
