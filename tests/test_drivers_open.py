@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from loadtests.clients import CallResult, make_client
-from loadtests.drivers.open import TIMEOUT_ERROR, ScheduledSender, run_bursts, run_open_loop
+from loadtests.clients.base import CallError, Client, ExchangeResult
+from loadtests.drivers.open import TIMEOUT_ERROR, ScheduledSender, SendSummary, run_bursts, run_open_loop
 from loadtests.scenarios import CollisionsScenario, OpenLoopScenario, point_seed, poisson_arrivals
 from loadtests.serverproc import get_json
-from loadtests.session import PlainSession
+from loadtests.session import PlainSession, Session
 from reports.metrics.rules import ValidityRules
 from reports.schema import RUN_FILE
 from tests.helpers.points import CollectingSink, driver_input, point_scope
@@ -95,6 +96,40 @@ def test_requests_open_at_drain_end_are_timeouts(slow_server: ThreadingHTTPServe
     assert len(results) == 3
     for result, _ in results:
         assert not result.ok and result.error == TIMEOUT_ERROR and result.t_done == drain_end
+
+
+class _Hanging(Client):
+    """A call that outlives its deadline (a transport ignoring it) until released: only the
+    sender can record it."""
+
+    name = "hanging"
+    family = "fastapi"
+    description = "never returns in time"
+
+    def __init__(self) -> None:
+        super().__init__(b"image", "image/jpeg")
+        self.release = threading.Event()
+
+    def exchange(self, session: Session, request_id: str, deadline: float) -> ExchangeResult:
+        self.release.wait(30)
+        raise CallError("released", "after the test")
+
+
+def test_a_request_stuck_past_the_drain_keeps_its_real_send_time() -> None:
+    client = _Hanging()
+    results: list[tuple[CallResult, float]] = []
+    t_scheduled = time.time() - 0.5  # the sender is half a second late: the lag must show
+    drain_end = time.time() + 0.2
+    sender = ScheduledSender(client, PlainSession("http://127.0.0.1:9"), lambda r, t: results.append((r, t)))
+    try:
+        summary = sender.send([t_scheduled], drain_end)
+    finally:
+        client.release.set()
+    time.sleep(0.05)  # the released thread must not record it a second time
+    assert summary == SendSummary(sent=1, completed=0, timed_out=1)
+    ((result, scheduled),) = results
+    assert scheduled == t_scheduled and result.error == TIMEOUT_ERROR and result.t_done == drain_end
+    assert result.t_sent - t_scheduled >= 0.45
 
 
 def test_schedule_kept_at_20_per_second_on_sim(tmp_path: Path) -> None:

@@ -56,7 +56,9 @@ class DriverInput:
     # the driver can: per burst or open-loop point; before Locust starts for the closed loop
     # (its phases are one shape)
     fit: Callable[[Phase], Phase | None]
-    wait_idle: Callable[[], None]  # returns once the server holds no request (or a timeout passed)
+    # returns once the server holds no request, or a timeout passed (then the next point records
+    # what is left as its backlog)
+    wait_idle: Callable[[], None]
     # closed loop only
     workers: int = 0  # Locust worker processes (0: users run in this process)
     image_path: Path | None = None  # what each worker process loads its client's image from

@@ -64,6 +64,7 @@ class ScheduledSender:
         """Fire a request at each ``scheduled`` wall-clock time (ascending); wait until all
         returned or ``drain_end`` passed; record what is still open as timeouts."""
         open_requests: dict[int, tuple[str, float]] = {}  # index -> (request id, t_scheduled)
+        t_called: dict[int, float] = {}  # index -> when its thread called the client
         all_done = threading.Event()
         counts = {"sent": 0, "completed": 0, "timed_out": 0}
         firing_done = False
@@ -72,6 +73,8 @@ class ScheduledSender:
             delay = t_scheduled - time.time()
             if delay > 0:
                 time.sleep(delay)
+            with self._lock:
+                t_called[index] = time.time()
             result = self.client.call(self.session, request_id, drain_end)
             with self._lock:
                 if open_requests.pop(index, None) is None:
@@ -98,13 +101,15 @@ class ScheduledSender:
                 all_done.set()
         all_done.wait(max(drain_end + _REPORT_GRACE_S - time.time(), 0))
         with self._lock:
-            stuck = sorted(open_requests.items())
+            stuck = [(index, *entry, t_called.get(index)) for index, entry in sorted(open_requests.items())]
             open_requests.clear()
             counts["timed_out"] += len(stuck)
-        for _index, (request_id, t_scheduled) in stuck:
-            # never returned, not even at its deadline: the sender records it
-            result = CallResult(request_id, t_scheduled, drain_end, 0, False, TIMEOUT_ERROR, 0)
-            self.sink(result, t_scheduled)
+        for _index, request_id, t_scheduled, t_sent in stuck:
+            # never returned, not even at its deadline: the sender records it, with the time its
+            # thread sent it (the send lag shows), or as never sent by the drain end
+            error = TIMEOUT_ERROR if t_sent is not None else f"{TIMEOUT_ERROR} (never sent)"
+            sent = drain_end if t_sent is None else t_sent
+            self.sink(CallResult(request_id, sent, drain_end, 0, False, error, 0), t_scheduled)
         return SendSummary(counts["sent"], counts["completed"], counts["timed_out"])
 
 
