@@ -34,6 +34,7 @@ def make_row(
     phase: Phase,
     worker: str,
     t_scheduled: float | None = None,
+    trial: int = 1,
 ) -> RequestRow:
     return RequestRow(
         run_id=run_id,
@@ -45,6 +46,7 @@ def make_row(
         users=phase.users,
         rate=phase.rate,
         worker=worker,
+        trial=trial,
         t_scheduled=t_scheduled,
         t_sent=result.t_sent,
         t_done=result.t_done,

@@ -68,6 +68,7 @@ class LatencyScenario:
     """One user, back to back: the single-stream baseline every other point is compared with."""
 
     driver: ClassVar[DriverKind] = "closed-loop"
+    chained: ClassVar[bool] = False  # each point a trial unit of its own (loadtests.trials)
     name: str = ScenarioName.LATENCY
     percentile: Percentile = "p90"
     max_s: float = 60.0
@@ -81,6 +82,7 @@ class CollisionsScenario:
     """Bursts of K requests released together, each after the previous one has drained."""
 
     driver: ClassVar[DriverKind] = "bursts"
+    chained: ClassVar[bool] = False
     name: str = ScenarioName.COLLISIONS
     burst_sizes: tuple[int, ...] = (2, 4, 8, 16)
     percentile: Percentile = "p90"
@@ -96,6 +98,7 @@ class ThroughputScenario:
     """Closed-loop step sweep over users; each step's warm-up is cut by the reports."""
 
     driver: ClassVar[DriverKind] = "closed-loop"
+    chained: ClassVar[bool] = False
     name: str = ScenarioName.THROUGHPUT
     users: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     percentile: Percentile = "p90"
@@ -111,6 +114,7 @@ class SpikeScenario:
     """base users -> factor x saturating users -> base users, each phase its own point."""
 
     driver: ClassVar[DriverKind] = "closed-loop"
+    chained: ClassVar[bool] = True  # users carry over from phase to phase: one unit of a trial
     name: str = ScenarioName.SPIKE
     base_users: int = 1
     saturating_users: int = 4
@@ -129,6 +133,7 @@ class OpenLoopScenario:
     """Seeded Poisson arrivals at fractions of the fastest single-stream rate (docs/design.md §5)."""
 
     driver: ClassVar[DriverKind] = "open-loop"
+    chained: ClassVar[bool] = False
     name: str = ScenarioName.OPEN_LOOP
     fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
     percentile: Percentile = "p90"
@@ -219,6 +224,10 @@ class Profile:
     # are skipped and listed in run.json instead of being run short (and invalid)
     budget_s: float | None = None
     default_scenarios: tuple[str, ...] = SCENARIOS
+    repeat: int = 1  # trials of every load point (--repeat)
+    # scenario -> the server kinds that run it, when --servers is not given (the rest run
+    # every chosen server)
+    scenario_servers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
@@ -230,6 +239,8 @@ class Profile:
             "server_args": list(self.server_args),
             "request_timeout_s": self.request_timeout_s,
             "budget_s": self.budget_s,
+            "repeat": self.repeat,
+            "scenario_servers": {name: list(kinds) for name, kinds in self.scenario_servers.items()},
             "scenarios": {name: asdict(s) for name, s in self.scenarios.items()},
         }
 

@@ -45,6 +45,15 @@ class Target:
     def has_ledger(self) -> bool:
         return self.process is not None
 
+    def pause(self) -> None:
+        """Pause a server we started while another is measured (loadtests.serverproc)."""
+        if self.process is not None:
+            self.process.pause()
+
+    def resume(self) -> None:
+        if self.process is not None:
+            self.process.resume()
+
     def check_alive(self) -> None:
         if self.process is not None and not self.process.alive:
             raise ServerDied(f"{self.label} {self.process.exit_description()} during the run")
