@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. --concurrency for fastapi-naive): the run then stops as that server starts, with "
         "the server's message (servers start in --servers order)",
     )
+    run.add_argument(
+        "--gradio-profiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run gradio servers with Gradio's profiler (GRADIO_PROFILING=1) and keep its traces per "
+        "point in profiling.jsonl (default on: it costs no measurable time per request, see the README)",
+    )
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
 
     serve = commands.add_parser("serve", help="start python -m servers KIND ... in the foreground")
@@ -180,6 +187,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         trial_order=args.trial_order,
         # a profile's choice of servers per scenario yields to servers named on the command line
         scenario_servers={} if args.servers else dict(profile.scenario_servers),
+        gradio_profiling=args.gradio_profiling,
     )
     install_signal_handlers()
     outcome = run(options)

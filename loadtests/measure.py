@@ -1,8 +1,9 @@
 """One load point's measurement, the same whichever driver runs it (closed loop, bursts, open
-loop): at its start the server's ledger is reset (the rows it clears are kept), the load
-processes' CPU meter started, the backlog the last wait for idle left noted and the point
-announced; at its end the ledger is pulled (rows, peak memory, drops) and the point's
-:class:`PointRecord` written to run.json.
+loop): at its start the server's ledger is reset (the rows it clears are kept), Gradio's
+profiler (where collected) cleared, the load processes' CPU meter started, the backlog the last
+wait for idle left noted and the point announced; at its end the ledger and the profiler's
+traces are pulled (rows, peak memory, drops) and the point's :class:`PointRecord` written to
+run.json.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class PointMeasurement:
         """Close the point over its window [t_start, t_end] (open loop: and its drain) and record it."""
         scope = self.scope
         ledger = scope.target.pull_ledger(scope.recorder)
+        if scope.target.profiler is not None:
+            scope.target.profiler.end_point(t_start)
         if self.backlog:
             note += (
                 f"; started with {self.backlog} requests still in the server "
@@ -86,7 +89,16 @@ def measure_point(
     """Begin measuring ``phase``: reset the ledger, start the CPU meter over ``load_pids()``
     (the processes sending the load), take the target's backlog and print the point with its
     ``plan``."""
-    scope.target.reset_ledger(scope.recorder)
+    held = scope.target.reset_ledger(scope.recorder)
+    if scope.target.profiler is not None:
+        tags = {
+            "server": scope.target.label,
+            "client": scope.client,
+            "scenario": phase.scenario,
+            "load_point": phase.label,
+            "trial": scope.trial,
+        }
+        scope.target.profiler.start_point(tags, server_idle=held == 0)
     backlog = scope.target.take_backlog()
     meter = CpuMeter(load_pids)
     meter.start()

@@ -40,6 +40,7 @@ from loadtests import budget, provenance
 from loadtests.clients import CLIENTS, DEFAULT_CLIENTS, SERVER_FAMILY, CallResult, Client, make_client
 from loadtests.drivers import DRIVERS, DriverInput, ResultSink
 from loadtests.measure import PointScope, measure_point
+from loadtests.profiler import PROFILING_ENV, ProfilerTraces
 from loadtests.progress import Progress
 from loadtests.recorder import Recorder, make_row
 from loadtests.scenarios import OpenLoopScenario, Phase, Profile, Scenario
@@ -57,7 +58,7 @@ from loadtests.trials import Round, TrialOrder, Unit, pair_key, scenario_units, 
 from reports.load import read_table
 from reports.metrics.points import point_metrics
 from reports.metrics.rules import ValidityRules
-from reports.schema import RUN_FILE, PointRecord, ScenarioName
+from reports.schema import PROFILING_FILE, RUN_FILE, PointRecord, ScenarioName
 
 _PREPARE_S = 30.0  # how long a prepared client may take for its one-off discovery (Gradio's /config)
 
@@ -84,6 +85,9 @@ class RunOptions:
     trial_order: TrialOrder = "interleaved"
     # scenario -> the server kinds that run it (the profile's, unless --servers was given)
     scenario_servers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # run gradio servers with Gradio's profiler and collect its traces (README "Load tests": on
+    # by default, its cost per request is not measurable against the 2 ms disagreement it checks)
+    gradio_profiling: bool = True
 
 
 @dataclass
@@ -176,6 +180,7 @@ class BenchmarkRun:
             "added_scenarios": [],  # run although not chosen (e.g. latency, for open-loop rates)
             "single_stream_rps": {},
             "target_url": options.target_url,
+            "gradio_profiling": {"enabled": options.gradio_profiling, "file": None},
         }
 
     # -- the whole run
@@ -320,8 +325,12 @@ class BenchmarkRun:
         self.progress.event(f"starting {label}: python -m servers {label} {' '.join(args)}")
         temp_dir = self.run_dir / "tmp" / label  # Gradio makes its own directory inside it
         temp_dir.mkdir(parents=True, exist_ok=True)
+        env = {"GRADIO_TEMP_DIR": str(temp_dir)}
+        profiling = self.options.gradio_profiling and SERVER_FAMILY[label] == "gradio"
+        if profiling:
+            env.update(PROFILING_ENV)
         try:
-            process = start_server(label, args, log_path=log_path, env={"GRADIO_TEMP_DIR": str(temp_dir)})
+            process = start_server(label, args, log_path=log_path, env=env)
         except ServerStartError as error:
             code = "" if error.exit_code is None else f" (exit code {error.exit_code})"
             self._note_server(label, {"args": args, "log": log_path.name, "exit": f"did not start{code}"})
@@ -329,6 +338,9 @@ class BenchmarkRun:
                 raise ServerStartError(refusal_message(label, str(error)), 2) from error
             raise
         target = Target(label, process.url, process, SERVER_FAMILY[label])
+        if profiling:
+            target.profiler = ProfilerTraces(process.url, self.recorder)
+            self.run_json.data["gradio_profiling"]["file"] = PROFILING_FILE
         self._note_server(
             label,
             {
@@ -355,6 +367,8 @@ class BenchmarkRun:
             with contextlib.suppress(Exception):
                 if process.alive:
                     target.pull_ledger(self.recorder)
+                    if target.profiler is not None:
+                        target.profiler.end_point()
             matched = self.recorder.join_ledger(label, target.ledger_rows.values())
             exit_text = process.exit_description()
             process.stop()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadtests.clients import SERVER_FAMILY
+from loadtests.profiler import ProfilerTraces
 from loadtests.recorder import Recorder
 from loadtests.serverproc import ServerProcess, get_json
 
@@ -40,6 +41,7 @@ class Target:
     family: str
     ledger_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     backlog: int = 0  # what the last wait for idle left in the server (see wait_idle)
+    profiler: ProfilerTraces | None = None  # a gradio server run with Gradio's profiler on
 
     @property
     def has_ledger(self) -> bool:
@@ -58,14 +60,16 @@ class Target:
         if self.process is not None and not self.process.alive:
             raise ServerDied(f"{self.label} {self.process.exit_description()} during the run")
 
-    def reset_ledger(self, recorder: Recorder) -> None:
-        """Start a point: clear the rows and the peak-memory counter. The server answers with
-        the rows it cleared, taken atomically, so a request completing during the reset (under
-        load, between points) keeps its ledger row."""
+    def reset_ledger(self, recorder: Recorder) -> int:
+        """Start a point: clear the rows and the peak-memory counter; returns the requests the
+        server holds then (:meth:`in_server`). The server answers with the rows it cleared,
+        taken atomically, so a request completing during the reset (under load, between points)
+        keeps its ledger row."""
         if not self.has_ledger:
-            return
+            return 0
         cleared = _post_empty(self.url + "/ledger/reset")
         self._keep(cleared.get("requests") or [], recorder)
+        return self._held(cleared)
 
     def pull_ledger(self, recorder: Recorder) -> dict[str, Any]:
         """The ledger's rows since the last reset (kept for the join) and its counters."""
@@ -89,7 +93,9 @@ class Target:
         reached by --target-url) counts as 0 there."""
         if not self.has_ledger:
             return 0
-        ledger = get_json(self.url + "/ledger", timeout_s=30.0)
+        return self._held(get_json(self.url + "/ledger", timeout_s=30.0))
+
+    def _held(self, ledger: dict[str, Any]) -> int:
         in_flight, queued = int(ledger.get("in_flight") or 0), int(ledger.get("queued") or 0)
         return in_flight + queued if self.family == "gradio" else max(in_flight, queued)
 

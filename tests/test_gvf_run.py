@@ -18,7 +18,7 @@ from loadtests.scenarios import PROFILES
 from reports.load import LoadedRun, load_run
 from reports.metrics.points import point_metrics
 from reports.metrics.rules import ValidityRules
-from reports.schema import COLUMNS, RUN_FILE, TABLE_FILE
+from reports.schema import COLUMNS, PROFILING_FILE, RUN_FILE, TABLE_FILE
 from tests.helpers.servers import sim_server
 
 GVF = [sys.executable, "-m", "loadtests.cli"]
@@ -109,9 +109,20 @@ def test_repeat_measures_every_point_in_interleaved_trials(tmp_path: Path) -> No
     points = {(p.server, p.scenario, p.load_point, p.trial): p for p in run.points}
     assert len(points) == len(run.points) == 2 * len(table.groupby(["server", "scenario", "load_point"]))
     assert all(p.backlog == 0 for p in run.points)
-    # gradio's rows carry the event id of their queued call; FastAPI has none
-    assert (table.loc[table["server"] == "gradio", "event_id"] != "").all()
+    # gradio's rows carry the event id of their queued call, which joins Gradio's profiler trace
+    # (collected by default) of the same point and trial; FastAPI has none
+    gradio = table[table["server"] == "gradio"]
     assert (table.loc[table["server"] == "fastapi", "event_id"] == "").all()
+    assert run.meta["gradio_profiling"] == {"enabled": True, "file": PROFILING_FILE}
+    traces = [json.loads(line) for line in (run.path / PROFILING_FILE).read_text().splitlines()]
+    by_event = {trace["event_id"]: trace for trace in traces if trace["fn_name"] == "segment_b64"}
+    assert set(gradio["event_id"]) <= set(by_event)
+    for row in gradio.itertuples():
+        trace = by_event[row.event_id]
+        assert (trace["server"], trace["scenario"], trace["trial"]) == ("gradio", row.scenario, row.trial)
+        # a spike's phases follow one another under load: a request sent just before a phase
+        # boundary can be queued just after it (the event id joins it exactly)
+        assert trace["load_point"] == row.load_point or row.scenario == "spike"
     # trial-major rounds, each on both servers in the same order, as run.json says they ran
     rounds = run.meta["trial_order"]
     assert [r["trial"] for r in rounds] == sorted(r["trial"] for r in rounds)
@@ -138,6 +149,7 @@ def test_a_round_that_does_not_fit_the_budget_is_skipped_on_every_server(tmp_pat
         *("--trial-order", "random", "--seed", "3", "--budget-s", "1"),
     )
     assert run.meta["trial_order_rule"] == "random"
+    assert run.meta["gradio_profiling"] == {"enabled": True, "file": None}  # no gradio server ran
     (ran,) = run.meta["trial_order"]
     assert (ran["trial"], ran["scenario"]) == (1, "latency")
     assert sorted(ran["order"]) == ["fastapi-naive/fastapi", "fastapi/fastapi"]
