@@ -8,10 +8,12 @@ invalid point, and a trial one server ran and another did not leaves nothing to 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
 from loadtests.scenarios import Phase
+from reports.schema import ScenarioName
 
 # what one (server, client) run of a unit costs beyond its requests: Locust's start and its
 # once-a-second shape tick, the waits for idle, the ledger and profiler calls
@@ -25,15 +27,21 @@ _OPEN_LOOP_MARGIN = 1.25
 
 def point_s(phase: Phase, single_stream_rps: float | None) -> float | None:
     """How long ``phase`` is predicted to take on a server whose single-stream rate is
-    ``single_stream_rps`` (None or 0: unknown, so no prediction). A closed-loop or burst point:
-    its target requests one at a time (a guarded server serialises them; a server that runs
-    them in parallel finishes sooner). An open-loop point: its arrivals at the offered rate, or
-    the server's own rate when that is slower (the drain), plus the last request's service."""
+    ``single_stream_rps`` (None or 0: unknown, so no prediction). A closed-loop point: its target
+    requests and the ``users - 1`` still in flight when it is reached, one at a time (a guarded
+    server serialises them; one that runs them in parallel finishes sooner); a burst point: its
+    target in whole bursts. An open-loop point: its arrivals at the offered rate, or the
+    server's own rate when that is slower (the drain), plus the last request's service."""
     if not single_stream_rps:
         return None
-    serial_s = phase.target_requests / single_stream_rps
+    users = phase.users or 1
+    if phase.scenario == ScenarioName.COLLISIONS:
+        requests = math.ceil(phase.target_requests / users) * users
+    else:
+        requests = phase.target_requests + (0 if phase.rate else users - 1)
+    serial_s = requests / single_stream_rps
     if phase.rate:
-        return max(phase.target_requests / phase.rate, serial_s) + 1.0 / single_stream_rps
+        return max(requests / phase.rate, serial_s) + 1.0 / single_stream_rps
     return serial_s
 
 

@@ -15,6 +15,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loadtests.orchestrate import RunOptions
 
 # what `python -m servers --model` accepts (the server refuses anything else with a message)
 BACKENDS = {
@@ -137,9 +141,10 @@ def _list() -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def run_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOptions:
+    """``gvf run``'s arguments, checked (``parser.error`` on a bad one), as the run's options."""
     from loadtests.clients import CLIENTS, SERVER_FAMILY
-    from loadtests.orchestrate import RunOptions, install_signal_handlers, run
+    from loadtests.orchestrate import RunOptions
     from loadtests.provenance import gpu_name
     from loadtests.scenarios import PROFILES, SCENARIOS
     from loadtests.targets import UnknownServerKind, split_server_arg
@@ -170,7 +175,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.budget_s <= 0:
             parser.error("--budget-s must be > 0")
         profile = dataclasses.replace(profile, budget_s=args.budget_s)
-    options = RunOptions(
+    return RunOptions(
         profile=profile,
         servers=servers,
         scenarios=scenarios,
@@ -189,9 +194,14 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         scenario_servers={} if args.servers else dict(profile.scenario_servers),
         gradio_profiling=args.gradio_profiling,
     )
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from loadtests.orchestrate import install_signal_handlers, run
+
+    options = run_options(args, parser)
     install_signal_handlers()
-    outcome = run(options)
-    return outcome.exit_code
+    return run(options).exit_code
 
 
 def _report(argv: list[str]) -> int:

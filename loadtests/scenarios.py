@@ -263,32 +263,41 @@ PROFILES: dict[str, Profile] = {
     ),
     "quick": Profile(
         name="quick",
-        # u2netp takes ~0.7 s per image on this 2-core host: 5 minutes hold ~120 requests per
-        # server after its start, so the baseline gets its p90 (73) and the other two points
-        # what is left (p50)
+        # u2netp takes ~0.65 s per image on one torch thread here: the sweep's 3 user counts x
+        # 3 trials x ~90 requests on two servers (~540) would take ~350 s alone. Both cores go
+        # to the server (--torch-threads 2; the load process needs ~1 % of a core at ~2
+        # requests/s), the single-stream point is the sweep's users=1, and the no-lock control
+        # runs only the collision burst, where it shows what collisions cost (README "Profiles")
         description=(
-            "u2netp on a small image, <= 5 min on a 2-core CPU: single-stream latency (p90), one "
-            "saturating throughput point and one collision burst (p50)"
+            "u2netp on a small image, <= 5 min on a 2-core CPU: a throughput sweep over 1, 2 and 3 "
+            "users (gradio, fastapi; p90 pooled over 3 trials) and a collision burst of 2 (all three)"
         ),
         model="u2netp",
         image=SMALL_IMAGE,
+        server_args=("--torch-threads", "2"),
         request_timeout_s=60.0,
         budget_s=300.0,
-        default_scenarios=(ScenarioName.LATENCY, ScenarioName.THROUGHPUT, ScenarioName.COLLISIONS),
+        default_scenarios=(ScenarioName.THROUGHPUT, ScenarioName.COLLISIONS),
+        repeat=3,
+        scenario_servers={ScenarioName.THROUGHPUT: ("gradio", "fastapi")},
         scenarios={
             ScenarioName.LATENCY: LatencyScenario(percentile="p90", max_s=90.0),
-            ScenarioName.THROUGHPUT: ThroughputScenario(users=(2,), requests=30, max_s=60.0),
-            ScenarioName.COLLISIONS: CollisionsScenario(burst_sizes=(2,), requests=16, max_s=60.0),
+            ScenarioName.THROUGHPUT: ThroughputScenario(users=(1, 2, 3), percentile="p90", max_s=60.0),
+            ScenarioName.COLLISIONS: CollisionsScenario(burst_sizes=(2,), requests=6, max_s=30.0),
             ScenarioName.OPEN_LOOP: OpenLoopScenario(fractions=(0.5, 1.0), percentile="p90", max_s=60.0),
             ScenarioName.SPIKE: SpikeScenario(saturating_users=2, percentile="p50", max_s=20.0),
         },
     ),
     "full": Profile(
         name="full",
-        description="every scenario, each point sized to reach p99 where its time box allows",
+        description=(
+            "every scenario in 5 trials, each point sized so that its trials pooled reach p99 "
+            "(the spike p90) where its time box allows"
+        ),
         model="auto",
         image=LARGE_IMAGE,
         request_timeout_s=300.0,
+        repeat=5,
         scenarios={
             ScenarioName.LATENCY: LatencyScenario(percentile="p99", max_s=180.0),
             ScenarioName.COLLISIONS: CollisionsScenario(percentile="p99", max_s=120.0),

@@ -159,3 +159,16 @@ def test_every_scenario_names_a_registered_driver() -> None:
             assert scenario.driver in DRIVERS, (profile.name, scenario.name)
     assert {LatencyScenario.driver, ThroughputScenario.driver, SpikeScenario.driver} == {"closed-loop"}
     assert (CollisionsScenario.driver, OpenLoopScenario.driver) == ("bursts", "open-loop")
+
+
+def test_the_quick_profile_sweeps_three_loads_with_p90_pooled_over_three_trials() -> None:
+    quick = PROFILES["quick"]
+    assert quick.repeat >= 3 and quick.budget_s == 300.0
+    sweep = quick.scenarios["throughput"].phases(RULES, quick.repeat)
+    assert len(sweep) >= 3 and sweep[0].users == 1  # the single-stream point is the sweep's users=1
+    for phase in sweep:
+        measured_per_trial = phase.target_requests - 1 - RULES.warmup_requests_per_user * (phase.users or 1)
+        assert measured_per_trial * quick.repeat >= RULES.min_samples_p90
+    # the no-lock control only in the collision burst; everything else on every server
+    assert quick.scenario_servers == {"throughput": ("gradio", "fastapi")}
+    assert set(quick.default_scenarios) == {"throughput", "collisions"}
