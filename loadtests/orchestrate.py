@@ -247,9 +247,9 @@ class BenchmarkRun:
         units: list[Unit] = []
         for name in chosen:
             scenario = profile.scenarios[name]
-            count = (
-                len(scenario.fractions) if isinstance(scenario, OpenLoopScenario) else len(self._phases(name))
-            )
+            # open-loop points have no rates before the first latency trial: counted, not built
+            open_loop = isinstance(scenario, OpenLoopScenario)
+            count = len(scenario.fractions) if open_loop else len(self._phases(name))
             kinds = self.options.scenario_servers.get(name)
             units += scenario_units(
                 name,
@@ -377,6 +377,8 @@ class BenchmarkRun:
             server_info.update(ledger_rows=len(target.ledger_rows), rows_joined=matched)
             self.run_json.write()
             shutil.rmtree(temp_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                temp_dir.parent.rmdir()  # once the last server's is gone
 
     def _note_server(self, label: str, info: dict[str, Any]) -> None:
         self.run_json.data["servers"].setdefault(label, {}).update(info)
