@@ -527,13 +527,17 @@ class BenchmarkRun:
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM ends a run like Ctrl-C: servers stopped, rows kept, run.json says 'interrupted'."""
+    """Ctrl-C and SIGTERM end a run: servers stopped, rows kept, run.json says 'interrupted'.
+
+    Both are delivered to the main greenlet, the run's, as :class:`Interrupted`. Python's own
+    SIGINT handler would raise KeyboardInterrupt in whichever greenlet runs at that moment, and
+    Locust's runner swallows one that lands while it spawns users (it quits its runner and the
+    run would go on to the next point)."""
     import gevent
 
     main_greenlet = gevent.getcurrent()
-    gevent.signal_handler(
-        signal.SIGTERM, lambda: gevent.kill(main_greenlet, Interrupted("terminated by SIGTERM"))
-    )
+    for signum, why in ((signal.SIGTERM, "terminated by SIGTERM"), (signal.SIGINT, "interrupted by Ctrl-C")):
+        gevent.signal_handler(signum, partial(gevent.kill, main_greenlet, Interrupted(why)))
 
 
 def run(options: RunOptions, progress: Progress | None = None) -> RunOutcome:
