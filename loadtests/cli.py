@@ -16,6 +16,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loadtests.orchestrate import RunOptions
 
 # what `python -m servers --model` accepts (the server refuses anything else with a message)
 BACKENDS = {
@@ -35,13 +39,20 @@ def _csv_list(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     from loadtests.clients import CLIENTS, SERVER_FAMILY
     from loadtests.scenarios import PROFILES, SCENARIOS
+    from loadtests.trials import TRIAL_ORDERS
 
     servers = list(SERVER_FAMILY)
     parser = argparse.ArgumentParser(prog="gvf", description="gradio.Server vs FastAPI: what each costs you.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="benchmark servers; writes DIR/<YYYYmmdd-HHMMSS>-<profile>/")
-    run.add_argument("--servers", type=_csv_list, default=servers, help="comma list (default: all three)")
+    run.add_argument(
+        "--servers",
+        type=_csv_list,
+        default=None,
+        help="comma list (default: all three; a profile may keep a control server to some scenarios, "
+        "e.g. quick runs fastapi-naive in the collision burst only: name it here to run it everywhere)",
+    )
     run.add_argument(
         "--clients",
         type=_csv_list,
@@ -60,7 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"runs directory (default {DEFAULT_OUT})")
     run.add_argument("--target-url", default=None, help="run against a server already up (no ledger join)")
     run.add_argument("--workers", type=int, default=0, help="Locust distributed mode with N worker processes")
-    run.add_argument("--seed", type=int, default=1, help="open-loop arrival seed")
+    run.add_argument(
+        "--seed", type=int, default=1, help="open-loop arrival seed; --trial-order random's seed"
+    )
+    run.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="measure every load point in N independent trials, the servers interleaved "
+        "(default: the profile's)",
+    )
+    run.add_argument(
+        "--trial-order",
+        choices=TRIAL_ORDERS,
+        default="interleaved",
+        help="the servers' order within each trial of a point: the same every time (interleaved: "
+        "trial 1 of A, B, C, then trial 2 of A, B, C), or shuffled with --seed (random)",
+    )
     run.add_argument(
         "--budget-s",
         type=float,
@@ -77,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. --server-arg=--png-level=6. A server refuses a flag that means nothing for its kind "
         "(e.g. --concurrency for fastapi-naive): the run then stops as that server starts, with "
         "the server's message (servers start in --servers order)",
+    )
+    run.add_argument(
+        "--gradio-profiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run gradio servers with Gradio's profiler (GRADIO_PROFILING=1) and keep its traces per "
+        "point in profiling.jsonl (default on: it costs no measurable time per request, see the README)",
     )
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
 
@@ -148,9 +182,10 @@ def _list() -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def run_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOptions:
+    """``gvf run``'s arguments, checked (``parser.error`` on a bad one), as the run's options."""
     from loadtests.clients import CLIENTS, SERVER_FAMILY
-    from loadtests.orchestrate import RunOptions, install_signal_handlers, run
+    from loadtests.orchestrate import RunOptions
     from loadtests.provenance import gpu_name
     from loadtests.scenarios import PROFILES, SCENARIOS
     from loadtests.targets import UnknownServerKind, split_server_arg
@@ -160,7 +195,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for name in scenarios:
         if name not in SCENARIOS:
             parser.error(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
-    for name in args.servers:
+    servers = args.servers or list(SERVER_FAMILY)
+    for name in servers:
         if name not in SERVER_FAMILY:
             parser.error(f"unknown server {name!r}; known: {', '.join(SERVER_FAMILY)}")
     for name in args.clients or []:
@@ -173,13 +209,16 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error(f"--server-arg {arg!r}: {error}")
     if args.workers < 0:
         parser.error("--workers must be >= 0")
+    repeat = profile.repeat if args.repeat is None else args.repeat
+    if repeat < 1:
+        parser.error("--repeat must be >= 1")
     if args.budget_s is not None:
         if args.budget_s <= 0:
             parser.error("--budget-s must be > 0")
         profile = dataclasses.replace(profile, budget_s=args.budget_s)
-    options = RunOptions(
+    return RunOptions(
         profile=profile,
-        servers=args.servers,
+        servers=servers,
         scenarios=scenarios,
         out_dir=args.out,
         image=args.image or profile.image,
@@ -190,10 +229,20 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         seed=args.seed,
         server_args=args.server_arg,
         build_report=not args.no_report,
+        repeat=repeat,
+        trial_order=args.trial_order,
+        # a profile's choice of servers per scenario yields to servers named on the command line
+        scenario_servers={} if args.servers else dict(profile.scenario_servers),
+        gradio_profiling=args.gradio_profiling,
     )
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from loadtests.orchestrate import install_signal_handlers, run
+
+    options = run_options(args, parser)
     install_signal_handlers()
-    outcome = run(options)
-    return outcome.exit_code
+    return run(options).exit_code
 
 
 def _report(argv: list[str]) -> int:

@@ -79,7 +79,8 @@ class StepShape(LoadTestShape):
     """Runs phases one after another; a phase ends at its request target or its time box.
 
     Locust ticks a shape about once a second, so a phase may overshoot its target by up to a
-    second of requests (more samples, never fewer). ``on_phase(i)`` is called as phase ``i``
+    second of requests (more samples, never fewer); the closed-loop driver ends the last phase
+    at its target itself. ``on_phase(i)`` is called as phase ``i``
     begins (``None`` after the last) so that the driver can mark the window boundary.
     """
 

@@ -1,7 +1,9 @@
 """One load point's measurement, the same whichever driver runs it (closed loop, bursts, open
-loop): at its start the server's ledger is reset (the rows it clears are kept), the load
-processes' CPU meter started and the point announced; at its end the ledger is pulled (rows,
-peak memory, drops) and the point's :class:`PointRecord` written to run.json.
+loop): at its start the server's ledger is reset (the rows it clears are kept), Gradio's
+profiler (where collected) cleared, the load processes' CPU meter started, the backlog the last
+wait for idle left noted and the point announced; at its end the ledger and the profiler's
+traces are pulled (rows, peak memory, drops) and the point's :class:`PointRecord` written to
+run.json.
 """
 
 from __future__ import annotations
@@ -20,22 +22,24 @@ from reports.schema import PointRecord
 
 @dataclass(frozen=True)
 class PointScope:
-    """Where the points of one (server, client) pair are measured and recorded."""
+    """Where the points of one (server, client) pair and trial are measured and recorded."""
 
     target: Target
     client: str
     recorder: Recorder
     run_record: RunRecord
     progress: Progress
+    trial: int = 1
 
 
 class PointMeasurement:
     """A point being measured: begun by :func:`measure_point`, ended by :meth:`finish`."""
 
-    def __init__(self, scope: PointScope, phase: Phase, meter: CpuMeter) -> None:
+    def __init__(self, scope: PointScope, phase: Phase, meter: CpuMeter, backlog: int) -> None:
         self.scope = scope
         self.phase = phase
         self._meter = meter
+        self.backlog = backlog
 
     def live(self, text: str) -> None:
         """The point's progress on the live status line (a terminal only)."""
@@ -47,6 +51,13 @@ class PointMeasurement:
         """Close the point over its window [t_start, t_end] (open loop: and its drain) and record it."""
         scope = self.scope
         ledger = scope.target.pull_ledger(scope.recorder)
+        if scope.target.profiler is not None:
+            scope.target.profiler.end_point(t_start)
+        if self.backlog:
+            note += (
+                f"; started with {self.backlog} requests still in the server "
+                "(the wait for idle before it timed out)"
+            )
         point = PointRecord(
             server=scope.target.label,
             client=scope.client,
@@ -61,10 +72,13 @@ class PointMeasurement:
             peak_gpu_bytes=ledger.get("peak_gpu_bytes"),
             dropped=int(ledger.get("dropped") or 0),
             note=note,
+            trial=scope.trial,
+            backlog=self.backlog,
         )
         scope.run_record.add_point(point)
         scope.progress.event(
-            f"    done {point.server} / {point.client} / {point.scenario} {point.load_point}: {note}"
+            f"    done {point.server} / {point.client} / {point.scenario} {point.load_point}"
+            f"{_trial_text(scope)}: {note}"
         )
         return point
 
@@ -73,9 +87,28 @@ def measure_point(
     scope: PointScope, phase: Phase, plan: str, load_pids: Callable[[], list[int]]
 ) -> PointMeasurement:
     """Begin measuring ``phase``: reset the ledger, start the CPU meter over ``load_pids()``
-    (the processes sending the load) and print the point with its ``plan``."""
-    scope.target.reset_ledger(scope.recorder)
+    (the processes sending the load), take the target's backlog and print the point with its
+    ``plan``."""
+    held = scope.target.reset_ledger(scope.recorder)
+    if scope.target.profiler is not None:
+        tags = {
+            "server": scope.target.label,
+            "client": scope.client,
+            "scenario": phase.scenario,
+            "load_point": phase.label,
+            "trial": scope.trial,
+        }
+        scope.target.profiler.start_point(tags, server_idle=held == 0)
+    backlog = scope.target.take_backlog()
     meter = CpuMeter(load_pids)
     meter.start()
-    scope.progress.event(f"  {scope.target.label} / {scope.client} / {phase.scenario} {phase.label}: {plan}")
-    return PointMeasurement(scope, phase, meter)
+    point = f"{scope.target.label} / {scope.client} / {phase.scenario} {phase.label}{_trial_text(scope)}"
+    text = f"  {point}: {plan}"
+    if backlog:
+        text += f" (starts with {backlog} requests still in the server)"
+    scope.progress.event(text)
+    return PointMeasurement(scope, phase, meter, backlog)
+
+
+def _trial_text(scope: PointScope) -> str:
+    return f" [trial {scope.trial}]" if scope.run_record.data.get("repeat", 1) > 1 else ""

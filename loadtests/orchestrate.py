@@ -1,14 +1,21 @@
-"""One ``gvf run``: every chosen server in turn, every scenario against it, one table, one run.json.
+"""One ``gvf run``: every chosen server started up front, every load point measured in
+``--repeat`` trials with the servers interleaved, one table, one run.json.
 
-Per server: start it in its own process group on a free port (or reach ``--target-url``),
-and for each (client, scenario) hand the scenario's points to the driver it names
-(:mod:`loadtests.drivers`), with a result sink that appends the table's rows and a point
-measurement (:mod:`loadtests.measure`) that writes run.json's points; then join the ledger
-into the table and stop the server.
+Start: each server in its own process group on a free port (or the ``--target-url`` one), each
+(server, client) pair's client prepared, then every server paused (SIGSTOP on its group) until
+its turn, so that an idle server takes no CPU from the one being measured.
 
-When open-loop points are chosen, all servers' single-stream latency is measured first (a
-first pass), because every server must be offered the same absolute rates: fractions of the
-fastest server's single-stream rate.
+Then rounds (:mod:`loadtests.trials`): one trial of one unit (a load point, or a spike's chained
+points) on each pair in turn. A pair's turn: resume its server, wait for idle (what a wait that
+times out leaves is the point's backlog), hand the unit's points to the driver its scenario
+names (:mod:`loadtests.drivers`) with a result sink that appends the table's rows and a point
+measurement (:mod:`loadtests.measure`) that writes run.json's points, wait for idle, pause. A
+round predicted not to fit the time budget is skipped on every server (:mod:`loadtests.budget`).
+At the end each server's ledger is joined into the table and the server stopped.
+
+Open-loop rates are fractions of the fastest server's single-stream rate, measured by the
+first trial of the ``latency`` scenario, which then runs first (and is added, for that trial
+only, when not chosen).
 
 This module runs inside a gevent-patched process (Locust is a library here): ``gvf run``
 imports Locust before anything else. Ctrl-C, SIGTERM or a server that dies stops every
@@ -33,6 +40,7 @@ from loadtests import budget, provenance
 from loadtests.clients import CLIENTS, DEFAULT_CLIENTS, SERVER_FAMILY, CallResult, Client, make_client
 from loadtests.drivers import DRIVERS, DriverInput, ResultSink
 from loadtests.measure import PointScope, measure_point
+from loadtests.profiler import PROFILING_ENV, ProfilerTraces
 from loadtests.progress import Progress
 from loadtests.recorder import Recorder, make_row
 from loadtests.scenarios import OpenLoopScenario, Phase, Profile, Scenario
@@ -46,14 +54,13 @@ from loadtests.targets import (
     refusal_message,
     server_args_for,
 )
+from loadtests.trials import Round, TrialOrder, Unit, pair_key, scenario_units, trial_rounds
 from reports.load import read_table
 from reports.metrics.points import point_metrics
-from reports.metrics.rules import ValidityRules, rules_from_mapping
-from reports.schema import RUN_FILE, PointRecord, ScenarioName
+from reports.metrics.rules import ValidityRules
+from reports.schema import PROFILING_FILE, RUN_FILE, PointRecord, ScenarioName
 
-_POLL_S = 0.1
-# how long a prepared client may take for its one-off discovery (Gradio's /config)
-_PREPARE_S = 30.0
+_PREPARE_S = 30.0  # how long a prepared client may take for its one-off discovery (Gradio's /config)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -74,6 +81,13 @@ class RunOptions:
     seed: int = 1
     server_args: list[str] = field(default_factory=list)
     build_report: bool = True
+    repeat: int = 1  # trials of every load point
+    trial_order: TrialOrder = "interleaved"
+    # scenario -> the server kinds that run it (the profile's, unless --servers was given)
+    scenario_servers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # run gradio servers with Gradio's profiler and collect its traces (README "Load tests": on
+    # by default, its cost per request is not measurable against the 2 ms disagreement it checks)
+    gradio_profiling: bool = True
 
 
 @dataclass
@@ -85,6 +99,19 @@ class RunOutcome:
     @property
     def exit_code(self) -> int:
         return {"complete": 0, "interrupted": 130}.get(self.outcome, 1)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A server under test and one client that speaks its protocol (prepared, with its session)."""
+
+    target: Target
+    client: Client
+    session: PlainSession
+
+    @property
+    def key(self) -> str:
+        return pair_key(self.target.label, self.client.name)
 
 
 class BenchmarkRun:
@@ -104,9 +131,11 @@ class BenchmarkRun:
         self.run_dir = run_dir
         self.image = options.image.read_bytes()
         self.recorder = Recorder(run_dir)
-        self.single_stream: dict[str, float] = {}  # "server/client" -> requests/s
+        self.rules = ValidityRules()
+        self.pairs: dict[str, Pair] = {}  # by pair key, in start order
+        self.phases: dict[str, list[Phase]] = {}  # scenario -> its points in this run
+        self.single_stream: dict[str, float] = {}  # pair key -> requests/s
         self.t_started = time.time()
-        self.share_end: float | None = None  # profiles with a time budget: this server's slice
         self.run_json = provenance.RunRecord(run_dir / RUN_FILE, self._initial_record())
 
     def _initial_record(self) -> dict[str, Any]:
@@ -132,20 +161,26 @@ class BenchmarkRun:
                 "pid": os.getpid(),
                 "image": str(options.image),
                 "image_bytes": len(self.image),
+                "idle_servers": "paused (SIGSTOP on the process group) while another server is measured",
             },
             "scenarios": {
                 name: asdict(scenario)
                 for name, scenario in options.profile.scenarios.items()
                 if name in options.scenarios
             },
+            "scenario_servers": {name: list(kinds) for name, kinds in options.scenario_servers.items()},
             "profile_detail": options.profile.describe(),
             "seed": options.seed,
-            "validity": asdict(ValidityRules()),
+            "repeat": options.repeat,
+            "trial_order_rule": options.trial_order,
+            "trial_order": [],  # the rounds as they ran (README "Load tests")
+            "validity": asdict(self.rules),
             "points": [],
             "skipped": [],
             "added_scenarios": [],  # run although not chosen (e.g. latency, for open-loop rates)
             "single_stream_rps": {},
             "target_url": options.target_url,
+            "gradio_profiling": {"enabled": options.gradio_profiling, "file": None},
         }
 
     # -- the whole run
@@ -153,12 +188,14 @@ class BenchmarkRun:
     def execute(self) -> RunOutcome:
         outcome, detail = "complete", ""
         try:
-            passes = self._passes()
-            targets = self._targets()
-            for pass_index, scenarios in enumerate(passes):
-                for index, label in enumerate(targets):
-                    self._start_share(len(targets) * (len(passes) - pass_index) - index)
-                    self._run_target(label, scenarios, pass_index + 1)
+            with contextlib.ExitStack() as servers:
+                self._start_all(servers)
+                pairs = list(self.pairs)
+                options = self.options
+                for trial_round in trial_rounds(
+                    self._units(), pairs, options.repeat, options.trial_order, options.seed
+                ):
+                    self._run_round(trial_round)
         except ServerDied as error:
             outcome, detail = "failed", str(error)
         except ServerStartError as error:
@@ -186,39 +223,86 @@ class BenchmarkRun:
             return
         self.progress.event(f"report: {report}")
 
-    def _passes(self) -> list[list[str]]:
-        chosen = [s for s in self.options.scenarios if s in self.options.profile.scenarios]
-        if ScenarioName.OPEN_LOOP not in chosen:
-            return [chosen]
-        if ScenarioName.LATENCY not in chosen:
-            latency = self.options.profile.scenarios[ScenarioName.LATENCY]
+    def _units(self) -> list[Unit]:
+        """The chosen scenarios' units; latency first when open-loop needs its rates (and
+        added for the first trial when not chosen)."""
+        profile = self.options.profile
+        chosen = [s for s in self.options.scenarios if s in profile.scenarios]
+        added_latency = ScenarioName.OPEN_LOOP in chosen and ScenarioName.LATENCY not in chosen
+        if ScenarioName.OPEN_LOOP in chosen:
+            chosen = [ScenarioName.LATENCY, *(s for s in chosen if s != ScenarioName.LATENCY)]
+        if added_latency:
             self.run_json.data["added_scenarios"].append(
                 {
                     "name": ScenarioName.LATENCY,
-                    "why": "open-loop rates need every server's single-stream rate",
+                    "why": "open-loop rates need every server's single-stream rate (first trial only)",
                 }
             )
+            latency = profile.scenarios[ScenarioName.LATENCY]
             self.run_json.data["scenarios"] = {
                 ScenarioName.LATENCY: asdict(latency),
                 **self.run_json.data["scenarios"],
             }
             self.run_json.write()
-        return [[ScenarioName.LATENCY], [s for s in chosen if s != ScenarioName.LATENCY]]
+        units: list[Unit] = []
+        for name in chosen:
+            scenario = profile.scenarios[name]
+            # open-loop points have no rates before the first latency trial: counted, not built
+            open_loop = isinstance(scenario, OpenLoopScenario)
+            count = len(scenario.fractions) if open_loop else len(self._phases(name))
+            kinds = self.options.scenario_servers.get(name)
+            units += scenario_units(
+                name,
+                count,
+                chained=scenario.chained,
+                servers=frozenset(kinds) if kinds is not None else None,
+                first_trial_only=added_latency and name == ScenarioName.LATENCY,
+            )
+        return units
 
-    def _targets(self) -> list[str]:
-        return [TARGET_URL_LABEL] if self.options.target_url else list(self.options.servers)
+    def _phases(self, name: str) -> list[Phase]:
+        """The scenario's points in this run, sized for its trials (open loop: once its rates are known)."""
+        if name not in self.phases:
+            scenario = self.options.profile.scenarios[name]
+            repeat = self.options.repeat
+            if isinstance(scenario, OpenLoopScenario):
+                if not self.single_stream:
+                    raise RuntimeError(
+                        "open-loop needs a single-stream rate: the latency scenario left no measured "
+                        "(post-warm-up) request"
+                    )
+                fastest = max(self.single_stream.values())
+                self.run_json.data["open_loop_base_rps"] = fastest
+                self.phases[name] = scenario.phases(self.rules, fastest, repeat)
+            else:
+                self.phases[name] = scenario.phases(self.rules, repeat)
+        return self.phases[name]
 
     def _clients_for(self, family: str, label: str) -> list[str]:
         if self.options.clients is None:
             return [DEFAULT_CLIENTS.get(label, DEFAULT_CLIENTS[family])]
         return [name for name in self.options.clients if CLIENTS[name].family == family]
 
-    # -- one server
+    # -- the servers
 
-    def _target(self, label: str, pass_number: int) -> contextlib.AbstractContextManager[Target]:
+    def _start_all(self, servers: contextlib.ExitStack) -> None:
+        """Start every server (or reach the --target-url one), prepare each pair's client, then
+        pause the server until its first turn."""
+        labels = [TARGET_URL_LABEL] if self.options.target_url else list(self.options.servers)
+        for label in labels:
+            target = servers.enter_context(self._target(label))
+            for client_name in self._clients_for(target.family, label):
+                client = make_client(client_name, self.image)
+                session = PlainSession(target.url)
+                client.prepare(session, time.time() + _PREPARE_S)
+                pair = Pair(target, client, session)
+                self.pairs[pair.key] = pair
+            target.pause()
+
+    def _target(self, label: str) -> contextlib.AbstractContextManager[Target]:
         if self.options.target_url:
             return self._external_target(self.options.target_url)
-        return self._started_target(label, pass_number)
+        return self._started_target(label)
 
     @contextlib.contextmanager
     def _external_target(self, url: str) -> Iterator[Target]:
@@ -227,7 +311,7 @@ class BenchmarkRun:
         yield target
 
     @contextlib.contextmanager
-    def _started_target(self, label: str, pass_number: int) -> Iterator[Target]:
+    def _started_target(self, label: str) -> Iterator[Target]:
         profile = self.options.profile
         # the profile's server flags belong to its model (e.g. --sim-ms): another model refuses them
         profile_args = list(profile.server_args) if self.options.model == profile.model else []
@@ -237,12 +321,16 @@ class BenchmarkRun:
             *profile_args,
             *server_args_for(label, self.options.server_args),
         ]
-        log_path = self.run_dir / f"server-{label}-{pass_number}.log"
+        log_path = self.run_dir / f"server-{label}.log"
         self.progress.event(f"starting {label}: python -m servers {label} {' '.join(args)}")
-        gradio_tmp = self.run_dir / "gradio-tmp"  # the server makes its own directory inside it
-        gradio_tmp.mkdir(exist_ok=True)
+        temp_dir = self.run_dir / "tmp" / label  # Gradio makes its own directory inside it
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        env = {"GRADIO_TEMP_DIR": str(temp_dir)}
+        profiling = self.options.gradio_profiling and SERVER_FAMILY[label] == "gradio"
+        if profiling:
+            env.update(PROFILING_ENV)
         try:
-            process = start_server(label, args, log_path=log_path, env={"GRADIO_TEMP_DIR": str(gradio_tmp)})
+            process = start_server(label, args, log_path=log_path, env=env)
         except ServerStartError as error:
             code = "" if error.exit_code is None else f" (exit code {error.exit_code})"
             self._note_server(label, {"args": args, "log": log_path.name, "exit": f"did not start{code}"})
@@ -250,6 +338,9 @@ class BenchmarkRun:
                 raise ServerStartError(refusal_message(label, str(error)), 2) from error
             raise
         target = Target(label, process.url, process, SERVER_FAMILY[label])
+        if profiling:
+            target.profiler = ProfilerTraces(process.url, self.recorder)
+            self.run_json.data["gradio_profiling"]["file"] = PROFILING_FILE
         self._note_server(
             label,
             {
@@ -272,90 +363,115 @@ class BenchmarkRun:
         try:
             yield target
         finally:
+            process.resume()  # a paused server answers nothing
             with contextlib.suppress(Exception):
                 if process.alive:
                     target.pull_ledger(self.recorder)
+                    if target.profiler is not None:
+                        target.profiler.end_point()
             matched = self.recorder.join_ledger(label, target.ledger_rows.values())
             exit_text = process.exit_description()
             process.stop()
             server_info = self.run_json.data["servers"][label]
             server_info["exit"] = exit_text or "stopped by gvf"
-            server_info.setdefault("starts", []).append(
-                {
-                    "log": log_path.name,
-                    "url": process.url,
-                    "exit": server_info["exit"],
-                    "ledger_rows": len(target.ledger_rows),
-                    "rows_joined": matched,
-                }
-            )
+            server_info.update(ledger_rows=len(target.ledger_rows), rows_joined=matched)
             self.run_json.write()
-            shutil.rmtree(self.run_dir / "gradio-tmp", ignore_errors=True)
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                temp_dir.parent.rmdir()  # once the last server's is gone
 
     def _note_server(self, label: str, info: dict[str, Any]) -> None:
         self.run_json.data["servers"].setdefault(label, {}).update(info)
         self.run_json.write()
 
-    def _run_target(self, label: str, scenarios: list[str], pass_number: int) -> None:
-        with self._target(label, pass_number) as target:
-            for client_name in self._clients_for(target.family, label):
-                client = make_client(client_name, self.image)
-                session = PlainSession(target.url)
-                client.prepare(session, time.time() + _PREPARE_S)
-                for name in scenarios:
-                    self._run_scenario(target, client, session, self.options.profile.scenarios[name])
-                    target.check_alive()
+    # -- one round: one trial of one unit on every pair in turn
 
-    # -- one scenario
-
-    def _run_scenario(
-        self, target: Target, client: Client, session: PlainSession, scenario: Scenario
-    ) -> None:
-        scope = PointScope(target, client.name, self.recorder, self.run_json, self.progress)
-        job = DriverInput(
-            client=client,
-            session=session,
-            phases=tuple(self._phases(scenario)),
-            request_timeout_s=self.options.profile.request_timeout_s,
-            sink=self._sink(target, client),
-            measure=partial(measure_point, scope),
-            check_alive=target.check_alive,
-            fit=partial(self._fit, target, client),
-            wait_idle=partial(self._wait_idle, target),
-            workers=self.options.workers,
-            image_path=self.options.image,
-            work_dir=self.run_dir,
-            open_loop=scenario if isinstance(scenario, OpenLoopScenario) else None,
-            seed=self.options.seed,
+    def _run_round(self, trial_round: Round) -> None:
+        unit = trial_round.unit
+        scenario = self.options.profile.scenarios[unit.scenario]
+        phases = [self._phases(unit.scenario)[index] for index in unit.points]
+        labels = [phase.label for phase in phases]
+        what = f"trial {trial_round.trial} of {unit.scenario} {', '.join(labels)}"
+        if not self._round_fits(trial_round, phases, what):
+            return
+        self.run_json.data["trial_order"].append(
+            {
+                "trial": trial_round.trial,
+                "scenario": unit.scenario,
+                "load_points": labels,
+                "order": list(trial_round.order),
+                "t_start": time.time(),
+            }
         )
-        output = DRIVERS[scenario.driver](job)
-        if scenario.name == ScenarioName.LATENCY and output.points:
-            self._note_single_stream(target, client, output.points)
-        self._wait_idle(target)
+        self.run_json.write()
+        self.progress.event(f"{what}: {', '.join(trial_round.order)}")
+        for key in trial_round.order:
+            self._run_unit(self.pairs[key], scenario, phases, trial_round.trial)
 
-    def _phases(self, scenario: Scenario) -> list[Phase]:
-        rules = ValidityRules()
-        if not isinstance(scenario, OpenLoopScenario):
-            return scenario.phases(rules)
-        if not self.single_stream:
-            raise RuntimeError(
-                "open-loop needs a single-stream rate: the latency scenario left no measured "
-                "(post-warm-up) request"
+    def _round_fits(self, trial_round: Round, phases: list[Phase], what: str) -> bool:
+        """Whether the round is predicted to fit what is left of the budget; a round that does
+        not is skipped on every server and listed in run.json."""
+        budget_s = self.options.profile.budget_s
+        if budget_s is None:
+            return True
+        predicted = budget.round_s([(phases, self._rate_of(key)) for key in trial_round.order])
+        left = self.t_started + budget_s - time.time()
+        if predicted is None or predicted <= left:
+            return True
+        self.run_json.data["skipped"].append(
+            {
+                "what": f"{what} on {', '.join(trial_round.order)}",
+                "why": f"predicted {predicted:.0f} s (at each server's single-stream rate) does not fit "
+                f"the {max(left, 0):.0f} s left of the {budget_s:.0f} s budget",
+            }
+        )
+        self.run_json.write()
+        self.progress.event(f"skipped {what}: does not fit the time budget")
+        return False
+
+    def _run_unit(self, pair: Pair, scenario: Scenario, phases: list[Phase], trial: int) -> None:
+        """The unit's points on one pair: its server resumed, let go idle before and after, paused."""
+        target = pair.target
+        target.resume()
+        try:
+            self._wait_idle(target)
+            scope = PointScope(target, pair.client.name, self.recorder, self.run_json, self.progress, trial)
+            job = DriverInput(
+                client=pair.client,
+                session=pair.session,
+                phases=tuple(phases),
+                request_timeout_s=self.options.profile.request_timeout_s,
+                sink=self._sink(pair, trial),
+                measure=partial(measure_point, scope),
+                check_alive=target.check_alive,
+                fit=partial(self._fit, pair),
+                wait_idle=partial(self._wait_idle, target),
+                workers=self.options.workers,
+                image_path=self.options.image,
+                work_dir=self.run_dir,
+                trial=trial,
+                rules=self.rules,
+                open_loop=scenario if isinstance(scenario, OpenLoopScenario) else None,
+                seed=self.options.seed,
             )
-        fastest = max(self.single_stream.values())
-        self.run_json.data["open_loop_base_rps"] = fastest
-        return scenario.phases(rules, fastest)
+            output = DRIVERS[scenario.driver](job)
+            if scenario.driver == "closed-loop":
+                self._note_single_stream(pair, output.points)
+            self._wait_idle(target)
+        finally:
+            target.pause()
 
-    def _sink(self, target: Target, client: Client) -> ResultSink:
+    def _sink(self, pair: Pair, trial: int) -> ResultSink:
         def append(result: CallResult, phase: Phase, t_scheduled: float | None, worker: str) -> None:
             row = make_row(
                 result,
                 run_id=self.run_id,
-                server=target.label,
-                client=client.name,
+                server=pair.target.label,
+                client=pair.client.name,
                 phase=phase,
                 worker=worker,
                 t_scheduled=t_scheduled,
+                trial=trial,
             )
             self.recorder.append(row)
 
@@ -363,72 +479,65 @@ class BenchmarkRun:
 
     # -- the time budget
 
-    def _start_share(self, targets_left: int) -> None:
-        """This server's slice of the budget: what is left, less the later servers' startup."""
+    def _rate_of(self, key: str) -> float | None:
+        """The pair's single-stream rate, else the fastest measured (None before any)."""
+        return self.single_stream.get(key) or max(self.single_stream.values(), default=None)
+
+    def _fit(self, pair: Pair, phase: Phase) -> Phase | None:
+        """The phase with its time box cut to what is left of the budget (never below what it
+        is predicted to take: its round was admitted on every server)."""
         budget_s = self.options.profile.budget_s
-        if budget_s is not None:
-            self.share_end = budget.share_end(budget_s, self.t_started, time.time(), targets_left)
-
-    def _fit(self, target: Target, client: Client, phase: Phase) -> Phase | None:
-        """The phase with its time box cut to this server's share of the profile's budget, or
-        None (recorded in run.json) when its requests are predicted not to fit."""
-        if self.share_end is None:
+        if budget_s is None:
             return phase
-        available = self.share_end - time.time()
-        rate = self.single_stream.get(f"{target.label}/{client.name}") or max(
-            self.single_stream.values(), default=0
-        )
-        fitted = budget.fit_phase(phase, available, rate)
-        if fitted is None:
-            budget_s = self.options.profile.budget_s or 0.0
-            self.run_json.data["skipped"].append(
-                {
-                    "what": f"{target.label}/{client.name}/{phase.scenario}/{phase.label}",
-                    "why": f"{phase.target_requests} requests at {rate:.2f}/s do not fit the "
-                    f"{available:.0f} s left of this server's share of the {budget_s:.0f} s budget",
-                }
-            )
-            self.run_json.write()
-            self.progress.event(f"  skipped {phase.scenario} {phase.label}: does not fit the time budget")
-        return fitted
+        left = self.t_started + budget_s - time.time()
+        return budget.time_box(phase, left, self._rate_of(pair.key))
 
-    def _note_single_stream(self, target: Target, client: Client, points: Sequence[PointRecord]) -> None:
-        """The single-stream rate of (server, client), which sizes open-loop rates and budgets.
+    def _note_single_stream(self, pair: Pair, points: Sequence[PointRecord]) -> None:
+        """The pair's single-stream rate, from its first one-user closed-loop point (latency, or
+        a sweep's users=1), which sizes open-loop rates and budgets.
 
-        It is 1 / the median latency (p50) of the latency point's measured rows, the warm-up
-        cut as the reports make it (reports.metrics.points): the rate one request at a time sustains.
-        Not the point's measured throughput: with the few measured requests of the smoke
-        profile, counting completions inside a window is quantised by the window's edges."""
+        It is 1 / the median latency (p50) of the point's measured rows, the warm-up cut as the
+        reports make it (reports.metrics.points): the rate one request at a time sustains. Not
+        the point's measured throughput: with the few measured requests of the smoke profile,
+        counting completions inside a window is quantised by the window's edges."""
+        single = [p for p in points if p.users == 1 and p.scenario != ScenarioName.SPIKE]
+        if pair.key in self.single_stream or not single:
+            return
+        point = single[0]
         table, _truncated = read_table(self.recorder.table_path)
         rows = table[
-            (table["server"] == target.label)
-            & (table["client"] == client.name)
-            & (table["scenario"] == ScenarioName.LATENCY)
+            (table["server"] == point.server)
+            & (table["client"] == point.client)
+            & (table["scenario"] == point.scenario)
+            & (table["load_point"] == point.load_point)
+            & (table["trial"] == point.trial)
         ]
-        for m in point_metrics(rows, list(points), rules_from_mapping(self.run_json.data.get("validity"))):
+        for m in point_metrics(rows, [point], self.rules):
             if m.p50_s:
-                self.single_stream[f"{target.label}/{client.name}"] = 1.0 / m.p50_s
+                self.single_stream[pair.key] = 1.0 / m.p50_s
                 self.run_json.data["single_stream_rps"] = dict(self.single_stream)
                 self.run_json.write()
 
     def _wait_idle(self, target: Target) -> None:
-        """Let abandoned requests (timeouts) finish before the next point measures anything."""
-        deadline = time.time() + self.options.profile.request_timeout_s
-        while target.has_ledger and time.time() < deadline:
-            target.check_alive()
-            if target.idle():
-                return
-            time.sleep(_POLL_S)  # cooperative: gevent patched time.sleep
+        """Let abandoned requests (timeouts) finish before the next point measures anything;
+        what a wait that times out leaves is the next point's backlog (PointRecord.backlog)."""
+        left = target.wait_idle(self.options.profile.request_timeout_s)
+        if left:
+            self.progress.event(f"  {target.label} still holds {left} requests after the wait for idle")
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM ends a run like Ctrl-C: servers stopped, rows kept, run.json says 'interrupted'."""
+    """Ctrl-C and SIGTERM end a run: servers stopped, rows kept, run.json says 'interrupted'.
+
+    Both are delivered to the main greenlet, the run's, as :class:`Interrupted`. Python's own
+    SIGINT handler would raise KeyboardInterrupt in whichever greenlet runs at that moment, and
+    Locust's runner swallows one that lands while it spawns users (it quits its runner and the
+    run would go on to the next point)."""
     import gevent
 
     main_greenlet = gevent.getcurrent()
-    gevent.signal_handler(
-        signal.SIGTERM, lambda: gevent.kill(main_greenlet, Interrupted("terminated by SIGTERM"))
-    )
+    for signum, why in ((signal.SIGTERM, "terminated by SIGTERM"), (signal.SIGINT, "interrupted by Ctrl-C")):
+        gevent.signal_handler(signum, partial(gevent.kill, main_greenlet, Interrupted(why)))
 
 
 def run(options: RunOptions, progress: Progress | None = None) -> RunOutcome:

@@ -3,8 +3,9 @@
 Rows are written without server-side fields first (a crash keeps them); at the end of
 each server :meth:`Recorder.join_ledger` fills the ledger columns of that server's rows
 by request id and rewrites the table atomically. The raw ledger rows also go to
-``ledger.jsonl``, so a join that could not happen (a dead server) loses nothing that was
-pulled before it died.
+``ledger.jsonl`` (every row, failed requests' included), so a join that could not happen (a
+dead server) loses nothing that was pulled before it died; Gradio's profiler traces, where
+collected, go to ``profiling.jsonl``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from typing import Any
 
 from loadtests.clients import CallResult
 from loadtests.scenarios import Phase
-from reports.schema import COLUMNS, LEDGER_COLUMNS, LEDGER_FILE, TABLE_FILE, RequestRow, as_record
+from reports.schema import (
+    COLUMNS,
+    LEDGER_COLUMNS,
+    LEDGER_FILE,
+    PROFILING_FILE,
+    TABLE_FILE,
+    RequestRow,
+    as_record,
+)
 
 # table column -> ledger field, where the names differ
 _LEDGER_SOURCE = {"server_status": "status"}
@@ -34,6 +43,7 @@ def make_row(
     phase: Phase,
     worker: str,
     t_scheduled: float | None = None,
+    trial: int = 1,
 ) -> RequestRow:
     return RequestRow(
         run_id=run_id,
@@ -45,6 +55,7 @@ def make_row(
         users=phase.users,
         rate=phase.rate,
         worker=worker,
+        trial=trial,
         t_scheduled=t_scheduled,
         t_sent=result.t_sent,
         t_done=result.t_done,
@@ -68,6 +79,7 @@ class Recorder:
     def __init__(self, run_dir: Path) -> None:
         self.table_path = run_dir / TABLE_FILE
         self.ledger_path = run_dir / LEDGER_FILE
+        self.profiling_path = run_dir / PROFILING_FILE
         self._lock = threading.Lock()
         new_file = not self.table_path.exists()
         self._file = open(self.table_path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open)
@@ -86,9 +98,16 @@ class Recorder:
 
     def save_ledger(self, server: str, ledger_rows: Iterable[Mapping[str, Any]]) -> None:
         """Append raw ledger rows (tagged with the server kind) to ``ledger.jsonl``."""
-        with self._lock, open(self.ledger_path, "a", encoding="utf-8") as out:
-            for entry in ledger_rows:
-                out.write(json.dumps({"server": server, **entry}) + "\n")
+        self._append_lines(self.ledger_path, ({"server": server, **entry} for entry in ledger_rows))
+
+    def save_profiling(self, traces: Iterable[Mapping[str, Any]]) -> None:
+        """Append Gradio profiler traces (tagged with their point) to ``profiling.jsonl``."""
+        self._append_lines(self.profiling_path, traces)
+
+    def _append_lines(self, path: Path, entries: Iterable[Mapping[str, Any]]) -> None:
+        with self._lock, open(path, "a", encoding="utf-8") as out:
+            for entry in entries:
+                out.write(json.dumps(entry) + "\n")
 
     def join_ledger(self, server: str, ledger_rows: Iterable[Mapping[str, Any]]) -> int:
         """Fill the ledger columns of ``server``'s rows by request id; returns rows matched.

@@ -12,13 +12,14 @@ single-stream rate, measured by the ``latency`` scenario of the same run (docs/d
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from reports.metrics.rules import ValidityRules
+from reports.metrics.rules import ValidityRules, warmup_end
 from reports.schema import ScenarioName
 
 SCENARIOS: tuple[str, ...] = tuple(ScenarioName)
@@ -30,10 +31,17 @@ Percentile = Literal["p50", "p90", "p99"]
 DriverKind = Literal["closed-loop", "bursts", "open-loop"]  # the keys of loadtests.drivers.DRIVERS
 
 
-def requests_for(rules: ValidityRules, percentile: Percentile, users: int) -> int:
-    """Requests a point of ``users`` concurrent requests needs so that, after the warm-up
-    cut, ``percentile`` has its sample floor (p50 has none: one sample shows it)."""
+def sample_floor(rules: ValidityRules, percentile: Percentile, repeat: int = 1) -> int:
+    """Measured requests (after the warm-up cut) one trial of a point needs so that its
+    ``repeat`` trials pooled hold ``percentile``'s sample floor (p50 has none: one sample shows it)."""
     floor = {"p50": 1, "p90": rules.min_samples_p90, "p99": rules.min_samples_p99}[percentile]
+    return math.ceil(floor / max(repeat, 1))
+
+
+def requests_for(rules: ValidityRules, percentile: Percentile, users: int, repeat: int = 1) -> int:
+    """Requests one trial of a point of ``users`` concurrent requests needs so that, after the
+    warm-up cut, its ``repeat`` trials pooled hold ``percentile``'s sample floor."""
+    floor = sample_floor(rules, percentile, repeat)
     by_fraction = math.ceil(floor / (1 - rules.warmup_fraction))
     by_count = floor + rules.warmup_requests_per_user * max(users, 1)
     return max(by_fraction, by_count) + 1
@@ -49,6 +57,10 @@ class Phase:
     rate: float | None = None  # open loop: offered requests/s
     target_requests: int = 0  # the point ends once this many requests completed...
     max_s: float = 60.0  # ...or when its time box has run out
+    # measured requests (after the warm-up cut) the point needs; the open-loop schedule grows
+    # until its fixed count of arrivals leaves this many after the cut
+    min_measured: int = 0
+    index: int = 0  # the point's place in its scenario (keys its open-loop arrival stream)
 
 
 @dataclass(frozen=True)
@@ -56,12 +68,13 @@ class LatencyScenario:
     """One user, back to back: the single-stream baseline every other point is compared with."""
 
     driver: ClassVar[DriverKind] = "closed-loop"
+    chained: ClassVar[bool] = False  # each point a trial unit of its own (loadtests.trials)
     name: str = ScenarioName.LATENCY
     percentile: Percentile = "p90"
     max_s: float = 60.0
 
-    def phases(self, rules: ValidityRules) -> list[Phase]:
-        return [Phase(self.name, "users=1", 1, None, requests_for(rules, self.percentile, 1), self.max_s)]
+    def phases(self, rules: ValidityRules, repeat: int = 1) -> list[Phase]:
+        return [_closed_phase(self, "users=1", 1, None, rules, repeat)]
 
 
 @dataclass(frozen=True)
@@ -69,24 +82,15 @@ class CollisionsScenario:
     """Bursts of K requests released together, each after the previous one has drained."""
 
     driver: ClassVar[DriverKind] = "bursts"
+    chained: ClassVar[bool] = False
     name: str = ScenarioName.COLLISIONS
     burst_sizes: tuple[int, ...] = (2, 4, 8, 16)
     percentile: Percentile = "p90"
     max_s: float = 60.0
     requests: int | None = None  # a fixed count instead of the percentile's (rounded up to bursts)
 
-    def phases(self, rules: ValidityRules) -> list[Phase]:
-        return [
-            Phase(
-                self.name,
-                f"burst={k}",
-                k,
-                None,
-                self.requests or requests_for(rules, self.percentile, k),
-                self.max_s,
-            )
-            for k in self.burst_sizes
-        ]
+    def phases(self, rules: ValidityRules, repeat: int = 1) -> list[Phase]:
+        return [_closed_phase(self, f"burst={k}", k, self.requests, rules, repeat) for k in self.burst_sizes]
 
 
 @dataclass(frozen=True)
@@ -94,24 +98,15 @@ class ThroughputScenario:
     """Closed-loop step sweep over users; each step's warm-up is cut by the reports."""
 
     driver: ClassVar[DriverKind] = "closed-loop"
+    chained: ClassVar[bool] = False
     name: str = ScenarioName.THROUGHPUT
     users: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     percentile: Percentile = "p90"
     max_s: float = 60.0
     requests: int | None = None  # a fixed count instead of the percentile's
 
-    def phases(self, rules: ValidityRules) -> list[Phase]:
-        return [
-            Phase(
-                self.name,
-                f"users={u}",
-                u,
-                None,
-                self.requests or requests_for(rules, self.percentile, u),
-                self.max_s,
-            )
-            for u in self.users
-        ]
+    def phases(self, rules: ValidityRules, repeat: int = 1) -> list[Phase]:
+        return [_closed_phase(self, f"users={u}", u, self.requests, rules, repeat) for u in self.users]
 
 
 @dataclass(frozen=True)
@@ -119,6 +114,7 @@ class SpikeScenario:
     """base users -> factor x saturating users -> base users, each phase its own point."""
 
     driver: ClassVar[DriverKind] = "closed-loop"
+    chained: ClassVar[bool] = True  # users carry over from phase to phase: one unit of a trial
     name: str = ScenarioName.SPIKE
     base_users: int = 1
     saturating_users: int = 4
@@ -126,13 +122,10 @@ class SpikeScenario:
     percentile: Percentile = "p90"
     max_s: float = 60.0
 
-    def phases(self, rules: ValidityRules) -> list[Phase]:
+    def phases(self, rules: ValidityRules, repeat: int = 1) -> list[Phase]:
         peak = self.factor * self.saturating_users
         steps = [(1, self.base_users), (2, peak), (3, self.base_users)]
-        return [
-            Phase(self.name, f"{i}:users={u}", u, None, requests_for(rules, self.percentile, u), self.max_s)
-            for i, u in steps
-        ]
+        return [_closed_phase(self, f"{i}:users={u}", u, None, rules, repeat) for i, u in steps]
 
 
 @dataclass(frozen=True)
@@ -140,43 +133,82 @@ class OpenLoopScenario:
     """Seeded Poisson arrivals at fractions of the fastest single-stream rate (docs/design.md §5)."""
 
     driver: ClassVar[DriverKind] = "open-loop"
+    chained: ClassVar[bool] = False
     name: str = ScenarioName.OPEN_LOOP
     fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
     percentile: Percentile = "p90"
-    max_s: float = 60.0  # the window; the drain after it is drain_factor x the window
-    drain_factor: float = 2.0
+    max_s: float = 60.0  # the window's time box: a point schedules at most rate x max_s arrivals
+    drain_factor: float = 2.0  # the drain after the window: this many windows
 
-    def phases(self, rules: ValidityRules, fastest_rate: float) -> list[Phase]:
+    def phases(self, rules: ValidityRules, fastest_rate: float, repeat: int = 1) -> list[Phase]:
         # one "user" in open loop: the warm-up cut counts requests, not users
-        target = requests_for(rules, self.percentile, 1)
-        phases = []
-        for fraction in self.fractions:
-            rate = fraction * fastest_rate
-            phases.append(Phase(self.name, f"rate={rate:.2f}/s", None, rate, target, self.max_s))
-        return phases
+        target = requests_for(rules, self.percentile, 1, repeat)
+        floor = sample_floor(rules, self.percentile, repeat)
+        return [
+            Phase(self.name, f"rate={rate:.2f}/s", None, rate, target, self.max_s, floor, index)
+            for index, rate in enumerate(fraction * fastest_rate for fraction in self.fractions)
+        ]
 
-    def window_s(self, phase: Phase) -> float:
+    def arrivals(self, phase: Phase, rules: ValidityRules, seed: int) -> ArrivalSchedule:
+        """The point's fixed count of seeded Poisson arrivals: the fewest that leave
+        ``phase.min_measured`` after the warm-up cut, as many as the time box holds at most."""
         assert phase.rate
-        return min(phase.target_requests / phase.rate, phase.max_s)
+        most = max(math.floor(phase.rate * phase.max_s), 1)
+        return poisson_arrivals(phase.rate, phase.min_measured, most, seed, rules)
 
 
-Scenario = LatencyScenario | CollisionsScenario | ThroughputScenario | SpikeScenario | OpenLoopScenario
+def _closed_phase(
+    scenario: ClosedScenario, label: str, users: int, requests: int | None, rules: ValidityRules, repeat: int
+) -> Phase:
+    """A closed-loop or burst point: ``requests`` when given, else what the scenario's
+    percentile needs."""
+    target = requests or requests_for(rules, scenario.percentile, users, repeat)
+    floor = 0 if requests else sample_floor(rules, scenario.percentile, repeat)
+    return Phase(scenario.name, label, users, None, target, scenario.max_s, floor)
 
 
-def poisson_schedule(rate: float, window_s: float, seed: int) -> list[float]:
-    """Offsets (s from the window's start) of Poisson arrivals at ``rate`` over ``window_s``."""
+ClosedScenario = LatencyScenario | CollisionsScenario | ThroughputScenario | SpikeScenario
+Scenario = ClosedScenario | OpenLoopScenario
+
+
+@dataclass(frozen=True)
+class ArrivalSchedule:
+    """An open-loop point's arrivals: offsets (s from its window's start, ascending) and the
+    window, which closes where the stream's next arrival would fall, so it holds exactly these
+    arrivals and ``len(offsets) / window_s`` estimates the rate without bias."""
+
+    offsets: tuple[float, ...]
+    window_s: float
+    measured: int  # arrivals after the warm-up cut
+
+
+def poisson_arrivals(
+    rate: float, min_measured: int, most: int, seed: int, rules: ValidityRules
+) -> ArrivalSchedule:
+    """The first n arrivals of a seeded Poisson stream at ``rate``, n the smallest count whose
+    measured part (after the reports' warm-up cut, :func:`reports.metrics.rules.warmup_end`)
+    holds ``min_measured`` requests, and at most ``most``.
+
+    A fixed count, not a fixed window: a window of target ÷ rate holds a Poisson count of
+    arrivals that falls short of the sample floor after the cut ~40% of the time."""
     rng = random.Random(seed)
-    offsets: list[float] = []
-    t = rng.expovariate(rate)
-    while t < window_s:
-        offsets.append(t)
-        t += rng.expovariate(rate)
-    return offsets
+    times = [rng.expovariate(rate)]
+    count = max(min(min_measured, most), 1)
+    while True:
+        while len(times) <= count:  # the arrival after the last one closes the window
+            times.append(times[-1] + rng.expovariate(rate))
+        window = times[count]
+        cut = warmup_end(0.0, window, times[:count], 1, rules)
+        measured = count - bisect.bisect_left(times, cut, 0, count)
+        if measured >= min_measured or count >= most:
+            return ArrivalSchedule(tuple(times[:count]), window, measured)
+        count += 1
 
 
-def point_seed(seed: int, phase_index: int) -> int:
-    """Each open-loop point its own arrival stream, identical for every server: equal offered load."""
-    return seed * 1000 + phase_index
+def point_seed(seed: int, phase_index: int, trial: int = 1) -> int:
+    """Each open-loop point and trial its own arrival stream, identical for every server within
+    a trial (equal offered load), independent between trials."""
+    return (seed * 1000 + trial) * 1000 + phase_index
 
 
 @dataclass(frozen=True)
@@ -192,6 +224,10 @@ class Profile:
     # are skipped and listed in run.json instead of being run short (and invalid)
     budget_s: float | None = None
     default_scenarios: tuple[str, ...] = SCENARIOS
+    repeat: int = 1  # trials of every load point (--repeat)
+    # scenario -> the server kinds that run it, when --servers is not given (the rest run
+    # every chosen server)
+    scenario_servers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
@@ -203,6 +239,8 @@ class Profile:
             "server_args": list(self.server_args),
             "request_timeout_s": self.request_timeout_s,
             "budget_s": self.budget_s,
+            "repeat": self.repeat,
+            "scenario_servers": {name: list(kinds) for name, kinds in self.scenario_servers.items()},
             "scenarios": {name: asdict(s) for name, s in self.scenarios.items()},
         }
 
@@ -225,32 +263,41 @@ PROFILES: dict[str, Profile] = {
     ),
     "quick": Profile(
         name="quick",
-        # u2netp takes ~0.7 s per image on this 2-core host: 5 minutes hold ~120 requests per
-        # server after its start, so the baseline gets its p90 (73) and the other two points
-        # what is left (p50)
+        # u2netp takes ~0.65 s per image on one torch thread here: the sweep's 3 user counts x
+        # 3 trials x ~90 requests on two servers (~540) would take ~350 s alone. Both cores go
+        # to the server (--torch-threads 2; the load process needs ~1 % of a core at ~2
+        # requests/s), the single-stream point is the sweep's users=1, and the no-lock control
+        # runs only the collision burst, where it shows what collisions cost (README "Profiles")
         description=(
-            "u2netp on a small image, <= 5 min on a 2-core CPU: single-stream latency (p90), one "
-            "saturating throughput point and one collision burst (p50)"
+            "u2netp on a small image, <= 5 min on a 2-core CPU: a throughput sweep over 1, 2 and 3 "
+            "users (gradio, fastapi; p90 pooled over 3 trials) and a collision burst of 2 (all three)"
         ),
         model="u2netp",
         image=SMALL_IMAGE,
+        server_args=("--torch-threads", "2"),
         request_timeout_s=60.0,
         budget_s=300.0,
-        default_scenarios=(ScenarioName.LATENCY, ScenarioName.THROUGHPUT, ScenarioName.COLLISIONS),
+        default_scenarios=(ScenarioName.THROUGHPUT, ScenarioName.COLLISIONS),
+        repeat=3,
+        scenario_servers={ScenarioName.THROUGHPUT: ("gradio", "fastapi")},
         scenarios={
             ScenarioName.LATENCY: LatencyScenario(percentile="p90", max_s=90.0),
-            ScenarioName.THROUGHPUT: ThroughputScenario(users=(2,), requests=30, max_s=60.0),
-            ScenarioName.COLLISIONS: CollisionsScenario(burst_sizes=(2,), requests=16, max_s=60.0),
+            ScenarioName.THROUGHPUT: ThroughputScenario(users=(1, 2, 3), percentile="p90", max_s=60.0),
+            ScenarioName.COLLISIONS: CollisionsScenario(burst_sizes=(2,), requests=6, max_s=30.0),
             ScenarioName.OPEN_LOOP: OpenLoopScenario(fractions=(0.5, 1.0), percentile="p90", max_s=60.0),
             ScenarioName.SPIKE: SpikeScenario(saturating_users=2, percentile="p50", max_s=20.0),
         },
     ),
     "full": Profile(
         name="full",
-        description="every scenario, each point sized to reach p99 where its time box allows",
+        description=(
+            "every scenario in 5 trials, each point sized so that its trials pooled reach p99 "
+            "(the spike p90) where its time box allows"
+        ),
         model="auto",
         image=LARGE_IMAGE,
         request_timeout_s=300.0,
+        repeat=5,
         scenarios={
             ScenarioName.LATENCY: LatencyScenario(percentile="p99", max_s=180.0),
             ScenarioName.COLLISIONS: CollisionsScenario(percentile="p99", max_s=120.0),

@@ -9,15 +9,18 @@ or one given by ``--target-url`` (no ledger: client-side rows only).
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 from loadtests.clients import SERVER_FAMILY
+from loadtests.profiler import ProfilerTraces
 from loadtests.recorder import Recorder
 from loadtests.serverproc import ServerProcess, get_json
 
 TARGET_URL_LABEL = "target"  # the table's server column for --target-url runs
+_POLL_S = 0.1
 
 
 class ServerDied(RuntimeError):
@@ -37,23 +40,36 @@ class Target:
     process: ServerProcess | None
     family: str
     ledger_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backlog: int = 0  # what the last wait for idle left in the server (see wait_idle)
+    profiler: ProfilerTraces | None = None  # a gradio server run with Gradio's profiler on
 
     @property
     def has_ledger(self) -> bool:
         return self.process is not None
 
+    def pause(self) -> None:
+        """Pause a server we started while another is measured (loadtests.serverproc)."""
+        if self.process is not None:
+            self.process.pause()
+
+    def resume(self) -> None:
+        if self.process is not None:
+            self.process.resume()
+
     def check_alive(self) -> None:
         if self.process is not None and not self.process.alive:
             raise ServerDied(f"{self.label} {self.process.exit_description()} during the run")
 
-    def reset_ledger(self, recorder: Recorder) -> None:
-        """Start a point: clear the rows and the peak-memory counter. The server answers with
-        the rows it cleared, taken atomically, so a request completing during the reset (under
-        load, between points) keeps its ledger row."""
+    def reset_ledger(self, recorder: Recorder) -> int:
+        """Start a point: clear the rows and the peak-memory counter; returns the requests the
+        server holds then (:meth:`in_server`). The server answers with the rows it cleared,
+        taken atomically, so a request completing during the reset (under load, between points)
+        keeps its ledger row."""
         if not self.has_ledger:
-            return
+            return 0
         cleared = _post_empty(self.url + "/ledger/reset")
         self._keep(cleared.get("requests") or [], recorder)
+        return self._held(cleared)
 
     def pull_ledger(self, recorder: Recorder) -> dict[str, Any]:
         """The ledger's rows since the last reset (kept for the join) and its counters."""
@@ -69,15 +85,38 @@ class Target:
             self.ledger_rows[str(row["request_id"])] = row
         recorder.save_ledger(self.label, fresh)
 
-    def idle(self) -> bool:
-        """No request in the server: none in flight and none accepted but not yet admitted
-        (``queued``: Gradio's queue, whose ledger row opens only when its function starts;
-        FastAPI's semaphore waiters, also in ``in_flight``). A server without ``queued`` (older,
-        or reached by --target-url) counts as 0 there."""
+    def in_server(self) -> int:
+        """Requests the server holds: those in flight and those accepted but not yet admitted
+        (``queued``). Gradio's ledger row (and ``in_flight``) opens only when its function
+        starts, so its queued events add to ``in_flight``; FastAPI's semaphore waiters are
+        already in it (docs/design.md §3, As built). A server without ``queued`` (older, or
+        reached by --target-url) counts as 0 there."""
         if not self.has_ledger:
-            return True
-        ledger = get_json(self.url + "/ledger", timeout_s=30.0)
-        return int(ledger.get("in_flight") or 0) == 0 and int(ledger.get("queued") or 0) == 0
+            return 0
+        return self._held(get_json(self.url + "/ledger", timeout_s=30.0))
+
+    def _held(self, ledger: dict[str, Any]) -> int:
+        in_flight, queued = int(ledger.get("in_flight") or 0), int(ledger.get("queued") or 0)
+        return in_flight + queued if self.family == "gradio" else max(in_flight, queued)
+
+    def wait_idle(self, timeout_s: float) -> int:
+        """Wait until the server holds no request (abandoned requests, timeouts, finishing) or
+        ``timeout_s`` has passed; returns what it still holds then (0: idle). That count is the
+        :attr:`backlog` the next point measured on this server starts with."""
+        deadline = time.time() + timeout_s
+        while True:
+            self.check_alive()
+            held = self.in_server()
+            if held == 0 or time.time() >= deadline:
+                self.backlog = held
+                return held
+            time.sleep(_POLL_S)  # cooperative inside gvf run: gevent patched time.sleep
+
+    def take_backlog(self) -> int:
+        """What the last wait for idle left in the server, once: a point that follows another
+        without a wait (a spike's phases) starts with none recorded."""
+        backlog, self.backlog = self.backlog, 0
+        return backlog
 
 
 def _post_empty(url: str) -> dict[str, Any]:

@@ -25,7 +25,9 @@ from typing import Any
 TABLE_FILE = "requests.csv"
 RUN_FILE = "run.json"
 LEDGER_FILE = "ledger.jsonl"
-PROFILING_FILE = "profiling.jsonl"  # Gradio's profiler traces, one event per line (gradio runs)
+# gradio servers run with GRADIO_PROFILING=1: Gradio's raw trace fields per event, plus the point's
+# server, client, scenario, load_point and trial (loadtests.profiler)
+PROFILING_FILE = "profiling.jsonl"
 
 
 class ScenarioName(StrEnum):

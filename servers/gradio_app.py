@@ -76,6 +76,7 @@ def serve(
 ) -> None:
     """Build the app, launch it, warm every endpoint through the queue, then block."""
     import gradio as gr
+    from gradio.context import LocalContext
 
     stamps = ArrivalStamps()
     mcp_arrivals = ArrivalStamps()
@@ -137,6 +138,8 @@ def serve(
         row = service.ledger.open(request_id, endpoint, t_recv if t_recv is not None else t_admit)
         row.t_admit = t_admit
         still_wanted = watch.admitted()
+        # the queue sets the event id in the worker thread's context (gr.Progress reads it the same way)
+        row.event_id = LocalContext.event_id.get(None) or ""
         status = 500
         try:
             answer = deliver(service.run(row, read_input, still_wanted))

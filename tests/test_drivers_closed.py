@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 _CLOSED_LOOP = """
-import locust, json, sys
+import locust, json, sys, time
 from pathlib import Path
 from loadtests.drivers.closed import run_closed_loop
 from loadtests.scenarios import Phase
@@ -34,6 +34,11 @@ with sim_server("fastapi", run_dir) as server:
     nothing = run_closed_loop(driver_input(scope, phases, sink, fit=lambda phase: None))
     scope.target.pull_ledger(scope.recorder)  # as the run does before it stops the server
     ledger = sorted(scope.target.ledger_rows)
+    single = Phase("throughput", "users=1", 1, None, target_requests=10, max_s=30.0)
+    alone = CollectingSink()
+    started = time.time()
+    run_closed_loop(driver_input(scope, [single], alone))
+    alone_s = time.time() - started
 print(json.dumps({
     "points": [[p.load_point, p.t_start, p.t_end, p.note, p.load_cpu_percent] for p in output.points],
     "nothing": len(nothing.points),
@@ -41,6 +46,7 @@ print(json.dumps({
                  for r in sink.received],
     "ledger": ledger,
     "progress": progress_text(scope),
+    "alone": [len(alone.received), alone_s],
 }))
 """
 
@@ -74,3 +80,7 @@ def test_closed_loop_attributes_each_result_to_its_phase(tmp_path: Path) -> None
     assert first_note.endswith("requests completed (target 4)") and second_note.endswith("(target 9)")
     assert sorted(r[5] for r in received) == out["ledger"]  # every request reached the server's ledger
     assert "skipped" not in out["progress"] and "3:users=2" not in out["progress"]
+    # a last phase ends at its target, not at Locust's next once-a-second shape tick: one user on
+    # a 20 ms server would otherwise send up to ~50 requests more
+    alone_requests, alone_s = out["alone"]
+    assert 10 <= alone_requests <= 10 + 6 and alone_s < 5

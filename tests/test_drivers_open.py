@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from loadtests.clients import CallResult, make_client
-from loadtests.drivers.open import TIMEOUT_ERROR, ScheduledSender, run_bursts, run_open_loop
-from loadtests.scenarios import CollisionsScenario, OpenLoopScenario, point_seed, poisson_schedule
+from loadtests.clients.base import CallError, Client, ExchangeResult
+from loadtests.drivers.open import TIMEOUT_ERROR, ScheduledSender, SendSummary, run_bursts, run_open_loop
+from loadtests.scenarios import CollisionsScenario, OpenLoopScenario, point_seed, poisson_arrivals
 from loadtests.serverproc import get_json
-from loadtests.session import PlainSession
+from loadtests.session import PlainSession, Session
 from reports.metrics.rules import ValidityRules
 from reports.schema import RUN_FILE
 from tests.helpers.points import CollectingSink, driver_input, point_scope
@@ -97,11 +98,45 @@ def test_requests_open_at_drain_end_are_timeouts(slow_server: ThreadingHTTPServe
         assert not result.ok and result.error == TIMEOUT_ERROR and result.t_done == drain_end
 
 
+class _Hanging(Client):
+    """A call that outlives its deadline (a transport ignoring it) until released: only the
+    sender can record it."""
+
+    name = "hanging"
+    family = "fastapi"
+    description = "never returns in time"
+
+    def __init__(self) -> None:
+        super().__init__(b"image", "image/jpeg")
+        self.release = threading.Event()
+
+    def exchange(self, session: Session, request_id: str, deadline: float) -> ExchangeResult:
+        self.release.wait(30)
+        raise CallError("released", "after the test")
+
+
+def test_a_request_stuck_past_the_drain_keeps_its_real_send_time() -> None:
+    client = _Hanging()
+    results: list[tuple[CallResult, float]] = []
+    t_scheduled = time.time() - 0.5  # the sender is half a second late: the lag must show
+    drain_end = time.time() + 0.2
+    sender = ScheduledSender(client, PlainSession("http://127.0.0.1:9"), lambda r, t: results.append((r, t)))
+    try:
+        summary = sender.send([t_scheduled], drain_end)
+    finally:
+        client.release.set()
+    time.sleep(0.05)  # the released thread must not record it a second time
+    assert summary == SendSummary(sent=1, completed=0, timed_out=1)
+    ((result, scheduled),) = results
+    assert scheduled == t_scheduled and result.error == TIMEOUT_ERROR and result.t_done == drain_end
+    assert result.t_sent - t_scheduled >= 0.45
+
+
 def test_schedule_kept_at_20_per_second_on_sim(tmp_path: Path) -> None:
     with sim_server("fastapi", tmp_path) as server:
         t0 = time.time() + 0.2
-        offsets = poisson_schedule(20.0, 5.0, seed=11)
-        scheduled = [t0 + offset for offset in offsets]
+        arrivals = poisson_arrivals(20.0, 100, 10**6, seed=11, rules=ValidityRules())
+        scheduled = [t0 + offset for offset in arrivals.offsets]
         results = _drive(server.url, scheduled, drain_end=t0 + 15)
         ledger = {row["request_id"]: row for row in get_json(server.url + "/ledger")["requests"]}
     assert len(results) == len(scheduled) and all(r.ok for r, _ in results)
@@ -128,22 +163,43 @@ def test_open_loop_driver_sends_the_seeded_schedule(tmp_path: Path) -> None:
     with sim_server("fastapi", tmp_path) as server:
         scope = point_scope(server, tmp_path)
         job = driver_input(
-            scope, phases, sink, open_loop=scenario, seed=7, wait_idle=lambda: idle_waits.append(time.time())
+            scope,
+            phases,
+            sink,
+            open_loop=scenario,
+            seed=7,
+            trial=2,
+            wait_idle=lambda: idle_waits.append(time.time()),
         )
         output = run_open_loop(job)
     assert [point.load_point for point in output.points] == [phase.label for phase in phases]
     assert len(idle_waits) == len(phases)  # the server is let go idle after each point
-    for index, (phase, point) in enumerate(zip(phases, output.points, strict=True)):
-        window = scenario.window_s(phase)
-        expected = poisson_schedule(phase.rate or 0.0, window, point_seed(7, index))
+    for phase, point in zip(phases, output.points, strict=True):
+        expected = scenario.arrivals(phase, ValidityRules(), point_seed(7, phase.index, 2))
         received = sink.of(phase)
         offsets = sorted((r.t_scheduled or 0.0) - point.t_start for r in received)
-        assert offsets == pytest.approx(expected, abs=1e-6)
+        assert offsets == pytest.approx(expected.offsets, abs=1e-6)
         assert all(r.result.ok and r.worker == "local" for r in received)
-        assert point.t_end == pytest.approx(point.t_start + window)
-        assert point.t_drain_end == pytest.approx(point.t_start + 2 * window)
-        assert point.note == f"{len(expected)} sent, {len(expected)} returned, 0 timed out"
+        assert point.t_end == pytest.approx(point.t_start + expected.window_s)
+        assert point.t_drain_end == pytest.approx(point.t_start + 2 * expected.window_s)
+        count = len(expected.offsets)
+        assert point.note == f"{count} sent, {count} returned, 0 timed out"
     assert len(json.loads((tmp_path / RUN_FILE).read_text())["points"]) == len(phases)
+
+
+def test_open_loop_driver_honours_the_budget(tmp_path: Path) -> None:
+    scenario = OpenLoopScenario(fractions=(0.5, 1.0, 1.5), percentile="p50", max_s=1.0, drain_factor=1.0)
+    phases = scenario.phases(ValidityRules(), fastest_rate=20.0)
+    sink = CollectingSink()
+    with sim_server("fastapi", tmp_path) as server:
+        scope = point_scope(server, tmp_path)
+        refused = phases[1]
+        job = driver_input(
+            scope, phases, sink, open_loop=scenario, fit=lambda phase: None if phase == refused else phase
+        )
+        output = run_open_loop(job)
+    assert [point.load_point for point in output.points] == [phases[0].label, phases[2].label]
+    assert not sink.of(refused)
 
 
 def test_burst_driver_releases_bursts_and_skips_what_the_budget_refuses(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ import psutil
 import pytest
 
 from loadtests.scenarios import PROFILES
-from reports.load import load_run
+from reports.load import LoadedRun, load_run
 from reports.metrics.points import point_metrics
 from reports.metrics.rules import ValidityRules
-from reports.schema import COLUMNS, RUN_FILE, TABLE_FILE
+from reports.schema import COLUMNS, PROFILING_FILE, RUN_FILE, TABLE_FILE
 from tests.helpers.servers import sim_server
 
 GVF = [sys.executable, "-m", "loadtests.cli"]
@@ -40,11 +40,21 @@ RUN_KEYS = {
     "validity",
     "points",
     "target_url",
+    "repeat",
+    "trial_order",
+    "trial_order_rule",
 }
 
 
 def _gvf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*GVF, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _smoke_run(out: Path, *args: str, timeout: float = 120) -> LoadedRun:
+    """``gvf run --profile smoke ARGS`` without a report; the run it made, once it succeeded."""
+    done = _gvf("run", "--profile", "smoke", "--out", str(out), "--no-report", *args, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return load_run(_only_run(out))
 
 
 def _only_run(out: Path) -> Path:
@@ -63,12 +73,9 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_smoke_run_writes_table_and_run_json(tmp_path: Path) -> None:
-    done = _gvf("run", "--profile", "smoke", "--servers", "fastapi", "--out", str(tmp_path), "--no-report")
-    assert done.returncode == 0, done.stderr[-3000:]
-    run_dir = _only_run(tmp_path)
-    header = (run_dir / TABLE_FILE).read_text().splitlines()[0].split(",")
+    run = _smoke_run(tmp_path, "--servers", "fastapi")
+    header = (run.path / TABLE_FILE).read_text().splitlines()[0].split(",")
     assert tuple(header) == COLUMNS
-    run = load_run(run_dir)
     assert not run.partial, run.partial_reasons
     assert set(run.meta) >= RUN_KEYS and run.meta["outcome"] == "complete"
     assert run.meta["model"]["backend"] == "sim" and run.meta["servers"]["fastapi"]["exit"]
@@ -89,6 +96,72 @@ def test_smoke_run_writes_table_and_run_json(tmp_path: Path) -> None:
     assert (table["t_sent"] <= table["t_recv"]).all() and (table["t_send"] <= table["t_done"]).all()
     open_loop = table[table["scenario"] == "open-loop"]
     assert open_loop["t_scheduled"].notna().all() and open_loop["send_lag"].notna().all()
+
+
+def test_repeat_measures_every_point_in_interleaved_trials(tmp_path: Path) -> None:
+    run = _smoke_run(tmp_path, "--servers", "gradio,fastapi", "--repeat", "2", timeout=300)
+    assert not run.partial, run.partial_reasons
+    assert run.meta["repeat"] == 2 and run.meta["trial_order_rule"] == "interleaved"
+    table = run.table
+    assert table["ok"].all() and table["t_recv"].notna().all() and table["request_id"].is_unique
+    for key, rows in table.groupby(["server", "scenario", "load_point"]):
+        assert set(rows["trial"]) == {1, 2}, key
+    points = {(p.server, p.scenario, p.load_point, p.trial): p for p in run.points}
+    assert len(points) == len(run.points) == 2 * len(table.groupby(["server", "scenario", "load_point"]))
+    assert all(p.backlog == 0 for p in run.points)
+    # gradio's rows carry the event id of their queued call, which joins Gradio's profiler trace
+    # (collected by default) of the same point and trial; FastAPI has none
+    gradio = table[table["server"] == "gradio"]
+    assert (table.loc[table["server"] == "fastapi", "event_id"] == "").all()
+    assert run.meta["gradio_profiling"] == {"enabled": True, "file": PROFILING_FILE}
+    traces = [json.loads(line) for line in (run.path / PROFILING_FILE).read_text().splitlines()]
+    by_event = {trace["event_id"]: trace for trace in traces if trace["fn_name"] == "segment_b64"}
+    assert set(gradio["event_id"]) <= set(by_event)
+    for row in gradio.itertuples():
+        trace = by_event[row.event_id]
+        assert (trace["server"], trace["scenario"], trace["trial"]) == ("gradio", row.scenario, row.trial)
+        # a spike's phases follow one another under load: a request sent just before a phase
+        # boundary can be queued just after it (the event id joins it exactly)
+        assert trace["load_point"] == row.load_point or row.scenario == "spike"
+    # trial-major rounds, each on both servers in the same order, as run.json says they ran
+    rounds = run.meta["trial_order"]
+    assert [r["trial"] for r in rounds] == sorted(r["trial"] for r in rounds)
+    assert all(r["order"] == ["gradio/gradio-b64", "fastapi/fastapi"] for r in rounds)
+    for entry in rounds:
+        starts = [
+            points[(pair.split("/")[0], entry["scenario"], entry["load_points"][0], entry["trial"])].t_start
+            for pair in entry["order"]
+        ]
+        assert starts == sorted(starts) and starts[0] >= entry["t_start"]
+    # a spike is one unit: its chained phases run back to back on one server
+    spike = [r for r in rounds if r["scenario"] == "spike"]
+    assert [len(r["load_points"]) for r in spike] == [3, 3]
+    # each server started once, and its rows are all from that one process
+    assert all(info["log"].endswith(f"{label}.log") for label, info in run.meta["servers"].items())
+
+
+def test_a_round_that_does_not_fit_the_budget_is_skipped_on_every_server(tmp_path: Path) -> None:
+    # the servers' startups alone exceed 1 s: only the first round (no rate known yet, so no
+    # prediction) runs; every later one is skipped on both servers, never on one only
+    run = _smoke_run(
+        tmp_path,
+        *("--servers", "fastapi,fastapi-naive", "--scenarios", "latency,throughput", "--repeat", "2"),
+        *("--trial-order", "random", "--seed", "3", "--budget-s", "1"),
+    )
+    assert run.meta["trial_order_rule"] == "random"
+    assert run.meta["gradio_profiling"] == {"enabled": True, "file": None}  # no gradio server ran
+    (ran,) = run.meta["trial_order"]
+    assert (ran["trial"], ran["scenario"]) == (1, "latency")
+    assert sorted(ran["order"]) == ["fastapi-naive/fastapi", "fastapi/fastapi"]
+    assert {(p.server, p.scenario, p.trial) for p in run.points} == {
+        ("fastapi", "latency", 1),
+        ("fastapi-naive", "latency", 1),
+    }
+    skipped = run.meta["skipped"]
+    assert len(skipped) == 2 + 2 + 1  # throughput's two points in each trial, latency's second trial
+    for entry in skipped:
+        assert "fastapi/fastapi" in entry["what"] and "fastapi-naive/fastapi" in entry["what"]
+        assert "does not fit" in entry["why"]
 
 
 def test_target_url_runs_without_ledger(tmp_path: Path) -> None:
@@ -172,46 +245,23 @@ def test_smoke_run_all_servers_with_report(smoke_run: Path) -> None:
 
 @pytest.mark.slow
 def test_workers_rows_reach_the_table(tmp_path: Path) -> None:
-    done = _gvf(
-        "run",
-        "--profile",
-        "smoke",
-        "--servers",
-        "fastapi",
-        "--scenarios",
-        "throughput",
-        "--workers",
-        "2",
-        "--out",
-        str(tmp_path),
-        "--no-report",
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    run = load_run(_only_run(tmp_path))
-    workers = set(run.table["worker"])
-    assert len(workers) == 2 and "local" not in workers
+    args = ("--servers", "fastapi", "--scenarios", "throughput", "--workers", "2")
+    run = _smoke_run(tmp_path, *args, timeout=180)
+    assert "local" not in set(run.table["worker"])
+    # each point (a trial unit) runs on its own two worker processes
+    for load_point, rows in run.table.groupby("load_point"):
+        assert 1 <= rows["worker"].nunique() <= 2, load_point
+    assert run.table.loc[run.table["load_point"] == "users=4", "worker"].nunique() == 2
     assert run.table["ok"].all() and run.table["t_recv"].notna().all()
 
 
 def test_server_args_by_kind_and_added_latency(tmp_path: Path) -> None:
-    done = _gvf(
-        "run",
-        "--profile",
-        "smoke",
-        "--servers",
-        "fastapi,fastapi-naive",
-        "--scenarios",
-        "open-loop",
-        "--server-arg=fastapi:--lock-scope=request",
-        "--server-arg=fastapi:--concurrency=2",
+    run = _smoke_run(
+        tmp_path,
+        *("--servers", "fastapi,fastapi-naive", "--scenarios", "open-loop"),
+        *("--server-arg=fastapi:--lock-scope=request", "--server-arg=fastapi:--concurrency=2"),
         "--server-arg=--png-level=2",
-        "--out",
-        str(tmp_path),
-        "--no-report",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    run = load_run(_only_run(tmp_path))
     servers = run.meta["servers"]
     assert servers["fastapi"]["lock_scope"] == "request" and servers["fastapi"]["concurrency"] == 2
     naive = servers["fastapi-naive"]["command"]

@@ -120,17 +120,19 @@ def _serving(answers: dict[str, dict[str, object]]) -> Iterator[str]:
         server.server_close()
 
 
-def test_idle_needs_no_request_in_flight_nor_queued() -> None:
-    for answer, idle in [
-        ({"in_flight": 0, "queued": 2}, False),  # events waiting in Gradio's queue
-        ({"in_flight": 1, "queued": 0}, False),
-        ({"in_flight": 0, "queued": 0}, True),
-        ({"in_flight": 0}, True),  # an older server without "queued"
+def test_requests_in_the_server_count_gradios_queue_apart() -> None:
+    for family, answer, held in [
+        ("gradio", {"in_flight": 0, "queued": 2}, 2),  # events waiting in Gradio's queue
+        ("gradio", {"in_flight": 1, "queued": 2}, 3),  # Gradio's row opens when its function starts
+        ("fastapi", {"in_flight": 3, "queued": 2}, 3),  # FastAPI's waiters are in flight already
+        ("fastapi", {"in_flight": 1, "queued": 0}, 1),
+        ("gradio", {"in_flight": 0, "queued": 0}, 0),
+        ("fastapi", {"in_flight": 0}, 0),  # an older server without "queued"
     ]:
         with _serving({"/ledger": {"requests": [], **answer}}) as url:
             # a server we started (process not None: it has a ledger)
-            target = Target("gradio", url, object(), "gradio")  # type: ignore[arg-type]
-            assert target.idle() is idle, answer
+            target = Target(family, url, object(), family)  # type: ignore[arg-type]
+            assert target.in_server() == held, (family, answer)
 
 
 def test_target_url_family_from_health_else_from_gradio_config(tmp_path: Path) -> None:

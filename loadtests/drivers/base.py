@@ -10,13 +10,14 @@ knows nothing of the run, its table or its run.json.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from loadtests.clients import CallResult, Client
 from loadtests.scenarios import OpenLoopScenario, Phase
 from loadtests.session import Session
+from reports.metrics.rules import ValidityRules
 from reports.schema import PointRecord
 
 
@@ -52,17 +53,21 @@ class DriverInput:
     measure: MeasurePoint
     check_alive: Callable[[], None]  # raises when the server under test has died
     # the time budget: the phase cut to what is left, or None to skip it. Applied as late as
-    # the driver can: per burst point; before Locust starts for the closed loop (its phases
-    # are one shape). Open-loop points are sized by rate and window, not by the budget.
+    # the driver can: per burst or open-loop point; before Locust starts for the closed loop
+    # (its phases are one shape)
     fit: Callable[[Phase], Phase | None]
-    wait_idle: Callable[[], None]  # returns once the server holds no request (or a timeout passed)
+    # returns once the server holds no request, or a timeout passed (then the next point records
+    # what is left as its backlog)
+    wait_idle: Callable[[], None]
     # closed loop only
     workers: int = 0  # Locust worker processes (0: users run in this process)
     image_path: Path | None = None  # what each worker process loads its client's image from
     work_dir: Path | None = None  # where the workers' log goes
+    trial: int = 1  # which of the run's --repeat trials these points are
+    rules: ValidityRules = field(default_factory=ValidityRules)  # what the points are judged by
     # open loop only
-    open_loop: OpenLoopScenario | None = None  # the window and drain of each point
-    seed: int = 1  # arrival seed (the point's own stream: scenarios.point_seed)
+    open_loop: OpenLoopScenario | None = None  # the schedule and drain of each point
+    seed: int = 1  # the run's seed (each point and trial its own stream: scenarios.point_seed)
 
 
 @dataclass(frozen=True)

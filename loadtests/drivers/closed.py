@@ -132,8 +132,13 @@ class LocustLoad:
         self.phases = phases
         self.phase_starts = []
         self.completed = [0] * len(phases)
+        ended = False
 
         def on_phase(index: int | None) -> None:
+            nonlocal ended
+            if ended:
+                return  # the last phase was ended by the loop below before the shape's tick
+            ended = index is None
             now = time.time()
             previous = len(self.phase_starts) - 1
             # the boundary first: the ledger calls below yield (gevent), and a result arriving
@@ -160,6 +165,11 @@ class LocustLoad:
             i = len(self.phase_starts) - 1
             if 0 <= i < len(self.measurements):
                 self.measurements[i].live(f"{self.completed[i]}/{phases[i].target_requests} requests")
+                if i == len(phases) - 1 and 0 < phases[i].target_requests <= self.completed[i] and not ended:
+                    # the last phase ends at its target, not at the shape's next tick (Locust ticks
+                    # once a second): no second of requests beyond what the point needs
+                    on_phase(None)
+                    self.runner.stop()
             time.sleep(_POLL_S)  # cooperative: gevent patched time.sleep
         return self.points
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from loadtests.clients import CallResult, Client
 from loadtests.drivers.base import DriverInput, DriverOutput
-from loadtests.scenarios import Phase, point_seed, poisson_schedule
+from loadtests.scenarios import Phase, point_seed
 from loadtests.session import Session
 
 ArrivalSink = Callable[[CallResult, float], None]  # (result, t_scheduled)
@@ -64,6 +64,7 @@ class ScheduledSender:
         """Fire a request at each ``scheduled`` wall-clock time (ascending); wait until all
         returned or ``drain_end`` passed; record what is still open as timeouts."""
         open_requests: dict[int, tuple[str, float]] = {}  # index -> (request id, t_scheduled)
+        t_called: dict[int, float] = {}  # index -> when its thread called the client
         all_done = threading.Event()
         counts = {"sent": 0, "completed": 0, "timed_out": 0}
         firing_done = False
@@ -72,6 +73,8 @@ class ScheduledSender:
             delay = t_scheduled - time.time()
             if delay > 0:
                 time.sleep(delay)
+            with self._lock:
+                t_called[index] = time.time()
             result = self.client.call(self.session, request_id, drain_end)
             with self._lock:
                 if open_requests.pop(index, None) is None:
@@ -98,13 +101,15 @@ class ScheduledSender:
                 all_done.set()
         all_done.wait(max(drain_end + _REPORT_GRACE_S - time.time(), 0))
         with self._lock:
-            stuck = sorted(open_requests.items())
+            stuck = [(index, *entry, t_called.get(index)) for index, entry in sorted(open_requests.items())]
             open_requests.clear()
             counts["timed_out"] += len(stuck)
-        for _index, (request_id, t_scheduled) in stuck:
-            # never returned, not even at its deadline: the sender records it
-            result = CallResult(request_id, t_scheduled, drain_end, 0, False, TIMEOUT_ERROR, 0)
-            self.sink(result, t_scheduled)
+        for _index, request_id, t_scheduled, t_sent in stuck:
+            # never returned, not even at its deadline: the sender records it, with the time its
+            # thread sent it (the send lag shows), or as never sent by the drain end
+            error = TIMEOUT_ERROR if t_sent is not None else f"{TIMEOUT_ERROR} (never sent)"
+            sent = drain_end if t_sent is None else t_sent
+            self.sink(CallResult(request_id, sent, drain_end, 0, False, error, 0), t_scheduled)
         return SendSummary(counts["sent"], counts["completed"], counts["timed_out"])
 
 
@@ -120,22 +125,32 @@ def _sender(job: DriverInput, phase: Phase) -> ScheduledSender:
 
 
 def run_open_loop(job: DriverInput) -> DriverOutput:
-    """Each point: seeded Poisson arrivals at the phase's rate over its window, then a drain of
-    ``drain_factor`` windows; the server is let go idle before the next point."""
+    """Each point that fits the budget: a fixed count of seeded Poisson arrivals at the phase's
+    rate (:meth:`OpenLoopScenario.arrivals`), then a drain of ``drain_factor`` windows; the
+    server is let go idle before the next point."""
     if job.open_loop is None:
-        raise ValueError("the open-loop driver needs DriverInput.open_loop (window and drain)")
+        raise ValueError("the open-loop driver needs DriverInput.open_loop (schedule and drain)")
     scenario = job.open_loop
     points = []
-    for index, phase in enumerate(job.phases):
-        window = scenario.window_s(phase)
-        offsets = poisson_schedule(phase.rate or 1.0, window, point_seed(job.seed, index))
-        point = job.measure(phase, f"{len(offsets)} arrivals over {window:.1f} s", _this_process)
+    for planned in job.phases:
+        phase = job.fit(planned)
+        if phase is None:
+            continue
+        schedule = scenario.arrivals(phase, job.rules, point_seed(job.seed, phase.index, job.trial))
+        arrivals = len(schedule.offsets)
+        point = job.measure(phase, f"{arrivals} arrivals over {schedule.window_s:.1f} s", _this_process)
         t_start = time.time() + _START_DELAY_S
-        drain_end = t_start + window + scenario.drain_factor * window
-        summary = _sender(job, phase).send([t_start + offset for offset in offsets], drain_end)
+        t_end = t_start + schedule.window_s
+        drain_end = t_end + scenario.drain_factor * schedule.window_s
+        summary = _sender(job, phase).send([t_start + offset for offset in schedule.offsets], drain_end)
         job.check_alive()
         note = f"{summary.sent} sent, {summary.completed} returned, {summary.timed_out} timed out"
-        points.append(point.finish(t_start, t_start + window, drain_end, note))
+        if schedule.measured < phase.min_measured:
+            note += (
+                f"; the {phase.max_s:.0f} s time box held {arrivals} arrivals, {schedule.measured} after "
+                f"the warm-up cut, short of the {phase.min_measured} the point needs"
+            )
+        points.append(point.finish(t_start, t_end, drain_end, note))
         job.wait_idle()
     return DriverOutput(tuple(points))
 

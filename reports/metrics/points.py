@@ -28,7 +28,7 @@ from reports.metrics.rows import (
     mean_in_flight,
     percentile,
 )
-from reports.metrics.rules import BASELINE_SCENARIO, INVALID, VALID, ValidityRules
+from reports.metrics.rules import BASELINE_SCENARIO, INVALID, VALID, ValidityRules, warmup_end
 from reports.schema import PointRecord, ScenarioName
 
 # Scenarios whose users stay at the configured count for the whole point (closed loop).
@@ -143,12 +143,8 @@ def is_single_stream(m: PointMetrics) -> bool:
 def measured_window(rows: pd.DataFrame, point: PointRecord, rules: ValidityRules) -> tuple[float, float]:
     """[w0, w1]: the point's window less the warm-up, the longer of a fraction of the
     window and the first ``warmup_requests_per_user`` x users requests (one "user" in open loop)."""
-    t_start, t_end = point.t_start, point.t_end
-    cut_by_time = t_start + rules.warmup_fraction * (t_end - t_start)
-    warmup_requests = rules.warmup_requests_per_user * max(point.users or 1, 1)
     starts = np.sort(latency_start(rows).dropna().to_numpy(dtype=float))
-    cut_by_count = starts[warmup_requests] if len(starts) > warmup_requests else t_end
-    return max(cut_by_time, float(cut_by_count)), t_end
+    return warmup_end(point.t_start, point.t_end, starts.tolist(), point.users, rules), point.t_end
 
 
 def latency_sample(measured: pd.DataFrame) -> pd.Series:

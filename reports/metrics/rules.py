@@ -7,7 +7,7 @@ worker, which imports this module alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -49,6 +49,20 @@ class ValidityRules:
     material_difference: float = 0.05
     # Gradio's profiler against the ledger: a note where their medians differ by more than this.
     max_profiler_disagreement_s: float = 0.002
+
+
+def warmup_end(
+    t_start: float, t_end: float, sorted_starts: Sequence[float], users: int | None, rules: ValidityRules
+) -> float:
+    """Where a point's measured window opens: the longer of ``warmup_fraction`` of its window
+    [t_start, t_end] and its first ``warmup_requests_per_user`` x users requests (one "user"
+    in open loop), given its requests' latency starts in ascending order. The reports cut each
+    point here; the open-loop schedule is sized against the same cut (no pandas: the load
+    generator imports this module alone)."""
+    cut_by_time = t_start + rules.warmup_fraction * (t_end - t_start)
+    warmup_requests = rules.warmup_requests_per_user * max(users or 1, 1)
+    cut_by_count = sorted_starts[warmup_requests] if len(sorted_starts) > warmup_requests else t_end
+    return max(cut_by_time, float(cut_by_count))
 
 
 def rules_from_mapping(recorded: Mapping[str, Any] | None) -> ValidityRules:
