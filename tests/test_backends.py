@@ -29,6 +29,21 @@ def test_u2netp_gives_a_real_mask() -> None:
     assert mask.shape == (320, 320) and mask.min() >= 0 and mask.max() <= 1 and mask.std() > 0.05
 
 
+def test_u2netp_in_torch_matches_onnxruntime_on_the_same_file() -> None:
+    """The torch path (onnx2torch, NHWC on the CPU) computes what the ONNX file computes."""
+    import onnxruntime
+
+    from servers.core.backends.u2netp import locate_onnx
+
+    backend = build_backend("u2netp", ModelOptions(model="u2netp", device="cpu"))
+    batch = Segmenter(backend).pre(PHOTO).tensor[np.newaxis]
+    session = onnxruntime.InferenceSession(str(locate_onnx()), providers=["CPUExecutionProvider"])
+    raw = session.run(None, {session.get_inputs()[0].name: batch})[0][:, 0]
+    low, high = raw.min(axis=(1, 2), keepdims=True), raw.max(axis=(1, 2), keepdims=True)
+    expected = (raw - low) / (high - low)
+    assert np.abs(backend.infer(batch) - expected).max() < 1e-4
+
+
 TINY_CONFIG = """
 from transformers import PretrainedConfig
 

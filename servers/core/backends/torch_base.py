@@ -27,10 +27,17 @@ class TorchBackend:
     info: BackendInfo
     input_size: int
 
-    def __init__(self, module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        device: torch.device,
+        dtype: torch.dtype,
+        memory_format: torch.memory_format = torch.contiguous_format,
+    ) -> None:
         self.device = device
         self.dtype = dtype
-        self.module = module.to(device=device, dtype=dtype).eval()
+        self.memory_format = memory_format
+        self.module = module.to(device=device, dtype=dtype, memory_format=memory_format).eval()
 
     def to_mask(self, output: object) -> torch.Tensor:
         raise NotImplementedError
@@ -50,7 +57,9 @@ class TorchBackend:
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, self.dtype)
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(
+                self.device, self.dtype, memory_format=self.memory_format
+            )
             mask = self.to_mask(self.module(x)).float()
             if self.device.type == "cuda":
                 # the GPU stage ends when the kernels end, not when they are queued

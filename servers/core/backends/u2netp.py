@@ -49,7 +49,10 @@ class U2NetPBackend(TorchBackend):
             warnings.simplefilter("ignore", UserWarning)  # onnx2torch's deprecation chatter
             module = onnx2torch.convert(onnx.load(str(path)))
         resolved = resolve_device(device)
-        super().__init__(module, resolved, torch.float32)
+        # NHWC: oneDNN's CPU convolutions run U²-Net-p ~1.3-1.7x faster than on NCHW tensors
+        # (measured here, 1-2 threads; outputs within 2e-6): what lets the quick profile's trials fit
+        layout = torch.channels_last if resolved.type == "cpu" else torch.contiguous_format
+        super().__init__(module, resolved, torch.float32, layout)
         self.info = BackendInfo(
             backend="u2netp",
             device=str(resolved),
