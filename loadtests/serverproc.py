@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (the OS picks it)."""
@@ -71,8 +73,11 @@ class ServerProcess:
     def pause(self) -> None:
         """Stop the whole group (SIGSTOP) while another server is measured: an idle server is
         not idle on the CPU (Gradio's queue polls for work every millisecond: 3.6 % of a core,
-        measured), and on a small machine that would be taken from the server under test."""
+        measured), and on a small machine that would be taken from the server under test.
+        Returns once every process of the group has stopped (signals are delivered
+        asynchronously), so that the next measurement starts without it."""
         _signal_group(self.popen.pid, signal.SIGSTOP)
+        _wait_group_stopped(self.popen.pid, within_s=5.0)
 
     def resume(self) -> None:
         """Continue a paused group (SIGCONT); harmless on one that runs."""
@@ -101,6 +106,22 @@ class ServerProcess:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+_HALTED = (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+
+
+def _wait_group_stopped(pgid: int, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        running = []
+        for process in psutil.process_iter(["status"]):
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getpgid(process.pid) == pgid and process.info["status"] not in _HALTED:
+                    running.append(process.pid)
+        if not running:
+            return
+        time.sleep(0.01)
 
 
 def get_json(url: str, timeout_s: float = 5.0) -> Any:

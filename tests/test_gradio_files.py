@@ -74,6 +74,15 @@ def test_a_long_filedata_run_keeps_the_temp_dir_bounded(tmp_path: Path) -> None:
         server.stop()
 
 
+def gone_within(path: Path, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def tree_empties(root: Path, within_s: float) -> bool:
     deadline = time.monotonic() + within_s
     while tree(root):
@@ -90,6 +99,8 @@ def test_a_result_is_deleted_once_downloaded(server_factory: StartServer) -> Non
     assert result.event == "complete", result.data
     url, local = result.data[0]["url"], Path(result.data[0]["path"])
     assert httpx.head(url).status_code == 200 and local.exists()  # a HEAD is not a download
-    assert httpx.get(url).content.startswith(b"\x89PNG") and not local.exists()
+    assert httpx.get(url).content.startswith(b"\x89PNG")
+    # deleted once the last body message has gone out, which the client may see first
+    assert gone_within(local, 10.0)
     assert httpx.get(url).status_code >= 400
     assert Path(path).exists()  # the upload stays: another call may have sent the same bytes
