@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -35,7 +37,7 @@ class TorchBackend:
     def to_mask(self, output: object) -> torch.Tensor:
         raise NotImplementedError
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         try:
             return self._infer(batch)
         except torch.cuda.OutOfMemoryError as exc:
@@ -48,9 +50,10 @@ class TorchBackend:
             "retry later, or serve with a lower --concurrency"
         )
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        stacked = batch if isinstance(batch, np.ndarray) else np.stack(batch)
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, self.dtype)
+            x = torch.from_numpy(np.ascontiguousarray(stacked)).to(self.device, self.dtype)
             mask = self.to_mask(self.module(x)).float()
             if self.device.type == "cuda":
                 # the GPU stage ends when the kernels end, not when they are queued
