@@ -87,7 +87,7 @@ def normalise(image: Image.Image, side: int) -> np.ndarray:
     resized = image.resize((side, side), Image.Resampling.BILINEAR)
     planes = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1).copy()
     # in place, one contiguous plane and one scalar at a time: the same float32 operations in the
-    # same order as (pixels / 255 - mean) / std over [S, S, 3], so the same bits, in half the time
+    # same order as (pixels / 255 - mean) / std over [S, S, 3], so the same bits, in up to half the time
     planes /= 255.0
     for plane, mean, std in zip(planes, IMAGENET_MEAN, IMAGENET_STD, strict=True):
         plane -= mean
