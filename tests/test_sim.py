@@ -3,7 +3,6 @@ measured GPU profile replayed (in-process, and through a real server's ledger)."
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 
@@ -138,6 +137,12 @@ def gpu_spans_ms(rows: list[dict]) -> list[float]:
     return [(row["t_gpu_end"] - row["t_gpu_start"]) * 1000 for row in rows]
 
 
+def assert_replays(spans_ms: list[float], measured_ms: float) -> None:
+    """The simulated GPU never finishes early, and a busy host only adds to a call (a late wake-up):
+    the fastest of several calls is the replay's own time."""
+    assert measured_ms * 0.99 <= min(spans_ms) <= measured_ms * 1.05, (measured_ms, spans_ms)
+
+
 def test_a_server_replays_the_profile_single_stream_and_per_batch_within_5_percent(
     server_factory: StartServer,
 ) -> None:
@@ -149,15 +154,15 @@ def test_a_server_replays_the_profile_single_stream_and_per_batch_within_5_perce
     assert "simulated from a profile" in single.health["model"]["detail"]
     for i in range(10):  # one client, back to back
         assert fastapi_http.segment(single.url, PHOTO, **{"X-Request-ID": f"s{i}"}).status_code == 200
-    spans = gpu_spans_ms(server_state.ledger(single.url)["requests"])
-    assert abs(statistics.median(spans) / measured_ms[1] - 1) <= 0.05, spans
+    assert_replays(gpu_spans_ms(server_state.ledger(single.url)["requests"]), measured_ms[1])
 
     batched = server_factory(
         "fastapi", "--model", "sim", "--sim-profile", H100_NAME, "--batch", "8", "--batch-wait-ms", "1500"
     )
-    for size in (4, 8, 4, 8):
+    for size in (4, 8) * 3:
         burst([lambda: fastapi_http.segment(batched.url, PHOTO).status_code] * size)
     batches = server_state.by_batch(server_state.wait_idle(batched.url)["requests"])
     for size in (4, 8):
         spans = gpu_spans_ms([mates[0] for mates in batches.values() if len(mates) == size])
-        assert len(spans) == 2 and abs(min(spans) / measured_ms[size] - 1) <= 0.05, (size, spans)
+        assert len(spans) == 3, (size, spans)
+        assert_replays(spans, measured_ms[size])
