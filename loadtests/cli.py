@@ -3,6 +3,7 @@
 - ``gvf run``     benchmark the chosen servers with the chosen scenarios; writes a run directory
                   (requests.csv, run.json) and builds its report
 - ``gvf serve``   start one server in the foreground (``python -m servers KIND ...``)
+- ``gvf calibrate``  measure a GPU profile (``python -m servers.calibrate ...``)
 - ``gvf report``  build a report from run directories (reports.build)
 - ``gvf list``    servers, clients, scenarios, profiles, model backends
 - ``gvf export-space DIR``  a ready-to-push Hugging Face Space of the gradio server
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("server_args", nargs=argparse.REMAINDER, help="flags passed to the server")
 
     commands.add_parser("report", help="build a report from run directories (see gvf report --help)")
+    commands.add_parser(
+        "calibrate",
+        help="measure a GPU profile that --model sim --sim-profile replays: python -m servers.calibrate "
+        "(see gvf calibrate --help)",
+    )
 
     commands.add_parser("list", help="servers, clients, scenarios, profiles, backends")
     _add_export_space(commands)
@@ -255,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["report"]:
         return _report(arguments[1:])  # reports.build parses (and documents) its own flags
+    if arguments[:1] == ["calibrate"]:
+        # a process of its own, as `gvf serve`: the load generator never imports servers/ (or torch)
+        os.execv(sys.executable, [sys.executable, "-m", "servers.calibrate", *arguments[1:]])
     if arguments[:1] == ["run"]:
         # Locust runs inside `gvf run`: gevent must patch the standard library before
         # anything imports ssl or urllib3, opens sockets or starts threads.

@@ -74,9 +74,11 @@ class RequestRow:
     t_send: float | None = None
     pre_s: float | None = None
     post_s: float | None = None
-    gpu_depth: int | None = None
+    gpu_depth: int | None = None  # GPU calls in flight at t_gpu_start (a batch counts once)
     stage: str = ""  # the last stage the server saw the request enter: received ... done
     event_id: str = ""  # Gradio's event id of the queued call (joins its profiler traces); "" for FastAPI
+    batch_size: int | None = None  # requests in this request's GPU call (1: unbatched)
+    batch_id: int | None = None  # that GPU call in its server process: batch-mates share it and its interval
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRow))
@@ -95,6 +97,8 @@ LEDGER_COLUMNS: tuple[str, ...] = (
     "gpu_depth",
     "stage",
     "event_id",
+    "batch_size",
+    "batch_id",
 )
 
 

@@ -28,6 +28,8 @@ KIND_FLAGS = {
     "concurrency": ("gradio", "fastapi"),
     "max_queue": ("gradio", "fastapi"),
     "lock_scope": ("fastapi",),
+    "batch": ("gradio", "fastapi"),
+    "batch_wait_ms": ("fastapi",),
     "state_sessions": ("gradio",),
     "keep_files_s": ("gradio",),
     "max_temp_mb": ("gradio",),
@@ -38,6 +40,7 @@ MODEL_FLAGS = {
     "torch_threads": TORCH_MODELS,
     "sim_ms": ("sim",),
     "sim_memory_gb": ("sim",),
+    "sim_profile": ("sim",),
     "weights": ("birefnet", "birefnet_native"),
     "resolution": ("birefnet", "birefnet_native"),
     "random_weights": ("birefnet_native",),
@@ -50,8 +53,12 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 1,
     "max_queue": None,
     "lock_scope": "gpu",
+    "batch": 1,
+    # what a lone request at an idle GPU waits for company: < 2 % of a 119 ms H100 batch-1 call
+    "batch_wait_ms": 2.0,
     "sim_ms": 50.0,
-    "sim_memory_gb": None,  # unbounded
+    "sim_memory_gb": None,  # unbounded (with --sim-profile: the profile's bound)
+    "sim_profile": None,
     "state_sessions": 64,
     "keep_files_s": 600.0,
     "max_temp_mb": 1000.0,
@@ -95,6 +102,18 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lock-scope", choices=("gpu", "request"), default=None, help="fastapi (default gpu)")
     p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="gradio, fastapi: requests per GPU call, dynamic batching (default 1: off)",
+    )
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=None,
+        help="fastapi with --batch > 1: the longest a request waits for its batch to fill (default 2)",
+    )
+    p.add_argument(
         "--state-sessions",
         type=int,
         default=None,
@@ -114,7 +133,17 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sim-ms", type=float, default=None, help="sim: service time per call (default 50)")
     p.add_argument(
-        "--sim-memory-gb", type=float, default=None, help="sim: simulated GPU memory (default unbounded)"
+        "--sim-memory-gb",
+        type=float,
+        default=None,
+        help="sim: simulated GPU memory (default unbounded, or the profile's measured bound)",
+    )
+    p.add_argument(
+        "--sim-profile",
+        default=None,
+        metavar="FILE_OR_NAME",
+        help="sim: replay a measured GPU profile (a file from python -m servers.calibrate, or a shipped "
+        "profile's name, e.g. h100-birefnet-swinl-fp16-1024)",
     )
     p.add_argument(
         "--weights", default=None, help="birefnet: hub id or snapshot dir; birefnet_native: dir/file"
@@ -141,6 +170,10 @@ def refuse_meaningless(args: argparse.Namespace, model: str, why_model: str) -> 
                 f"--{flag.replace('_', '-')} means nothing for model {model} ({why_model}); "
                 f"it applies to {', '.join(models)}"
             )
+    if args.batch_wait_ms is not None and (args.batch or 1) == 1:
+        errors.append("--batch-wait-ms means nothing without --batch > 1 (batching is off)")
+    if args.sim_ms is not None and args.sim_profile is not None:
+        errors.append("--sim-ms means nothing with --sim-profile: the profile gives the service times")
     return errors
 
 
@@ -160,17 +193,20 @@ def main(
         device=settings["device"],
         sim_ms=settings["sim_ms"],
         sim_memory_gb=settings["sim_memory_gb"],
+        sim_profile=settings["sim_profile"],
         random_weights=settings["random_weights"],
         seed=settings["seed"],
         variant=settings["variant"],
         resolution=settings["resolution"],
     )
-    for name in ("concurrency", "max_queue", "torch_threads", "state_sessions"):
+    for name in ("concurrency", "max_queue", "torch_threads", "state_sessions", "batch"):
         if settings[name] is not None and settings[name] < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     for name in ("keep_files_s", "max_temp_mb", "sim_memory_gb"):
         if settings[name] is not None and settings[name] <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
+    if settings["batch_wait_ms"] < 0:
+        p.error("--batch-wait-ms must be >= 0")
     model, why_model = choose_model(options)
     errors = refuse_meaningless(args, model, why_model)
     if errors:
@@ -184,7 +220,7 @@ def main(
 
     try:
         backend = build_backend(model, options)
-    except ValueError as exc:  # a setting the backend cannot use (device, memory, service time)
+    except ValueError as exc:  # a setting the backend cannot use (device, memory, service time, profile)
         p.error(str(exc))
     if wrap_gpu is not None:
         backend.infer = wrap_gpu(backend.infer)  # type: ignore[method-assign]
@@ -197,6 +233,14 @@ def main(
 
     concurrency = None if args.kind == "fastapi-naive" else settings["concurrency"]
     lock_scope = {"gradio": "queue", "fastapi": settings["lock_scope"], "fastapi-naive": "none"}[args.kind]
+    batch = settings["batch"] if concurrency is not None else 1
+    batch_wait_ms = settings["batch_wait_ms"] if args.kind == "fastapi" and batch > 1 else None
+    if batch == 1:
+        batching = "batch off"
+    elif batch_wait_ms is None:  # gradio
+        batching = f"batch up to {batch} (Gradio's queue: what already waits, no wait for more)"
+    else:
+        batching = f"batch up to {batch}, wait <= {batch_wait_ms:g} ms"
     info = backend.info
     weights_word = {"real": "REAL weights", "random": "RANDOM weights (noise masks)", "none": "no weights"}
     startup_line = (
@@ -206,6 +250,7 @@ def main(
         f"{' from ' + info.weights_source if info.weights_source else ''}"
         f"{' | ' + info.detail if info.detail else ''}"
         f" | concurrency {concurrency if concurrency is not None else 'unbounded'}, lock scope {lock_scope}"
+        f" | {batching}"
         f" | max queue {'unbounded' if settings['max_queue'] is None else settings['max_queue']}"
         f" | torch threads {torch_threads or 'n/a'}"
         f" | output {args.output}, png level {args.png_level}"
@@ -225,6 +270,8 @@ def main(
             "torch_threads": torch_threads,
             "concurrency": concurrency,
             "lock_scope": lock_scope,
+            "batch": batch,
+            "batch_wait_ms": batch_wait_ms,
             "startup_line": startup_line,
         }
     )
@@ -243,6 +290,7 @@ def main(
             port=args.port,
             concurrency=settings["concurrency"],
             max_queue=settings["max_queue"],
+            batch=batch,
             temp_dir=temp_dir,
             mcp=args.mcp,
             state_sessions=settings["state_sessions"],
@@ -261,6 +309,8 @@ def main(
         concurrency=concurrency,
         lock_scope=settings["lock_scope"],
         max_queue=settings["max_queue"],
+        batch=batch,
+        batch_wait_ms=batch_wait_ms or 0.0,
         mcp_host=args.host if args.mcp else None,
     )
     health.ready = True

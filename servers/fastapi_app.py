@@ -4,7 +4,8 @@
 and encoding of other requests overlap it; ``--lock-scope request`` holds it from before
 decode to after encode — exactly what Gradio's queue serialises. ``fastapi-naive`` has no
 semaphore at all: the control that shows what GPU collisions cost. CPU stages run in worker
-threads, never on the event loop.
+threads, never on the event loop. ``--batch B`` puts a dynamic batcher (``servers/batching.py``)
+in front of the GPU calls; the semaphore then bounds batches.
 
 A request takes its place in line as soon as its body is read, before any parsing or
 decoding (``--max-queue`` full: 503 at once); a client that goes away while it waits, or
@@ -16,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
@@ -29,10 +29,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive
 
 from servers.abandon import ClientPresence
+from servers.admission import Admission, NoAdmission, QueueFull
+from servers.batching import Batcher, Unbatched
 from servers.core import imaging
 from servers.core.backends.base import GpuOutOfMemory
 from servers.core.imaging import ImageError
-from servers.core.ledger import CLIENT_GONE, ClientGone, LedgerRow, Stage
+from servers.core.ledger import CLIENT_GONE, ClientGone, Stage
 from servers.core.segmenter import LedgeredSegmenter
 from servers.http_common import (
     REQUEST_ID_HEADER,
@@ -47,88 +49,12 @@ from servers.limits import (
     BodyLimitMiddleware,
     QueueFullMiddleware,
     image_body_limits,
-    queue_full_detail,
 )
 from servers.page import add_page_route
 
 RAW_TYPES = ("image/", "application/octet-stream")
 DEFAULT_THREADS = 40  # the naive app's GPU-stage threads: as many as anyio's shared pool
 SEGMENT_PATHS = ("/segment",)
-
-
-class QueueFull(Exception):
-    """More requests wait for the GPU than ``--max-queue`` allows; ``str()`` says so."""
-
-
-@dataclass
-class Ticket:
-    """A place in line: held from arrival until admitted (or refused, or abandoned)."""
-
-    in_line: bool = True
-
-
-class Admission:
-    """``asyncio.Semaphore(limit)`` behind a line of at most ``max_queue`` requests.
-
-    A request joins the line on arrival (before any decode) and leaves it when admitted, so
-    ``waiting`` counts what Gradio's queue counts: accepted, not yet admitted. Full means
-    ``limit`` admitted and ``max_queue`` in line.
-    """
-
-    def __init__(self, limit: int, max_queue: int | None) -> None:
-        self._semaphore = asyncio.Semaphore(limit)
-        self._max_queue = max_queue
-        self._capacity = None if max_queue is None else limit + max_queue
-        self._admitted = 0
-        self.waiting = 0
-
-    def full(self) -> bool:
-        return self._capacity is not None and self.waiting + self._admitted >= self._capacity
-
-    @contextmanager
-    def join(self) -> Iterator[Ticket]:
-        if self.full():
-            raise QueueFull(queue_full_detail(self._max_queue))
-        ticket = Ticket()
-        self.waiting += 1
-        try:
-            yield ticket
-        finally:
-            if ticket.in_line:
-                self.waiting -= 1
-
-    @asynccontextmanager
-    async def slot(self, row: LedgerRow, ticket: Ticket, presence: ClientPresence) -> AsyncIterator[None]:
-        """Admitted: holds the semaphore. Raises :class:`ClientGone` if the client leaves first."""
-        row.stage = Stage.QUEUED
-        await presence.wait(self._semaphore.acquire())
-        ticket.in_line = False
-        self.waiting -= 1
-        self._admitted += 1
-        row.t_admit = time.time()
-        try:
-            yield
-        finally:
-            self._admitted -= 1
-            self._semaphore.release()
-
-
-class NoAdmission:
-    """The naive control: everyone is admitted on arrival."""
-
-    waiting = 0
-
-    def full(self) -> bool:
-        return False
-
-    @contextmanager
-    def join(self) -> Iterator[Ticket]:
-        yield Ticket(in_line=False)
-
-    @asynccontextmanager
-    async def slot(self, row: LedgerRow, ticket: Ticket, presence: ClientPresence) -> AsyncIterator[None]:
-        row.t_admit = row.t_recv
-        yield
 
 
 def create_app(
@@ -138,23 +64,49 @@ def create_app(
     concurrency: int | None,
     lock_scope: str,
     max_queue: int | None,
+    batch: int = 1,
+    batch_wait_ms: float = 0.0,
     mcp_host: str | None = None,
 ) -> FastAPI:
-    """``concurrency=None`` builds the naive app (no semaphore). ``mcp_host``: serve the MCP tool
-    at ``/mcp`` (the host the server binds, which decides the SDK's Host-header check)."""
+    """``concurrency=None`` builds the naive app (no semaphore). ``batch`` > 1: the dynamic batcher
+    (up to ``batch`` requests per GPU call, waiting at most ``batch_wait_ms`` for them). ``mcp_host``:
+    serve the MCP tool at ``/mcp`` (the host the server binds, which decides the SDK's Host-header
+    check)."""
     mcp_arrivals = ArrivalStamps()
     mcp_server = None
+    stamps = ArrivalStamps()
+    admission = NoAdmission() if concurrency is None else Admission(concurrency, max_queue, batch)
+
+    async def run_gpu(fn: Callable[..., Any], *args: object) -> Any:
+        # the GPU stage gets threads of its own: holding the semaphore while waiting behind decode
+        # and encode work for a slot in the shared worker pool would idle the GPU under overload
+        return await to_thread.run_sync(partial(fn, *args), limiter=app.state.gpu_threads)
+
+    # the lock scope decides what runs under the lock: the GPU stage, or decode + GPU + encode
+    whole_request = lock_scope == "request"
+    line: Batcher[Any, Any] | Unbatched[Any, Any]
+    if batch > 1:
+        if not isinstance(admission, Admission):
+            raise ValueError("the naive app has no line to batch: --batch needs a semaphore")
+        batch_stage = service.run_batch if whole_request else service.gpu_batch
+        line = Batcher(admission, batch_stage, run_gpu, size=batch, wait_s=batch_wait_ms / 1000)
+    else:
+        line = Unbatched(admission, service.run if whole_request else service.gpu, run_gpu)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # a limiter belongs to the running event loop, so it is made here, not at import
         app.state.gpu_threads = CapacityLimiter(concurrency or DEFAULT_THREADS)
-        async with mcp_server.session_manager.run() if mcp_server else contextlib.nullcontext():
-            yield
+        batcher = asyncio.create_task(line.serve()) if isinstance(line, Batcher) else None
+        try:
+            async with mcp_server.session_manager.run() if mcp_server else contextlib.nullcontext():
+                yield
+        finally:
+            if batcher is not None:
+                batcher.cancel()
+                await asyncio.gather(batcher, return_exceptions=True)
 
     app = FastAPI(title="BiRefNet segmentation (FastAPI)", lifespan=lifespan)
-    stamps = ArrivalStamps()
-    admission = NoAdmission() if concurrency is None else Admission(concurrency, max_queue)
     if mcp_host is not None:
         from servers.mcp_tools import FASTAPI_PATH, McpArrivals
 
@@ -179,11 +131,6 @@ def create_app(
     )
     add_page_route(app)
 
-    async def run_gpu(fn: Callable[..., object], *args: object) -> object:
-        # the GPU stage gets threads of its own: holding the semaphore while waiting behind decode
-        # and encode work for a slot in the shared worker pool would idle the GPU under overload
-        return await to_thread.run_sync(partial(fn, *args), limiter=app.state.gpu_threads)
-
     async def segment(
         request_id: str,
         t_recv: float | None,
@@ -205,13 +152,11 @@ def create_app(
             status = 500
             try:
                 async with ClientPresence(receive) as presence:
-                    if lock_scope == "request":
-                        async with admission.slot(row, ticket, presence):
-                            png = await run_gpu(service.run, row, read, presence.still_wanted)
+                    if whole_request:
+                        png = await line.submit(row, ticket, read, presence)
                     else:
                         prepared = await run_in_threadpool(service.pre, row, read)
-                        async with admission.slot(row, ticket, presence):
-                            mask = await run_gpu(service.gpu, row, prepared, presence.still_wanted)
+                        mask = await line.submit(row, ticket, prepared, presence)
                         png = await run_in_threadpool(service.post, row, prepared, mask)
                     answer = png if deliver is None else await run_in_threadpool(deliver, png)
                     row.stage = Stage.DONE

@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,8 +32,8 @@ from servers import mcp_tools
 from servers.core import imaging
 from servers.core.backends.base import GpuOutOfMemory
 from servers.core.imaging import ImageError
-from servers.core.ledger import CLIENT_GONE, ClientGone, Stage
-from servers.core.segmenter import LedgeredSegmenter
+from servers.core.ledger import CLIENT_GONE, ClientGone, LedgerRow, Stage
+from servers.core.segmenter import LedgeredSegmenter, settled
 from servers.gradio_files import ServedResultCleanup, TempFiles, inside
 from servers.gradio_queue import QueueWatch, SweepMiddleware
 from servers.http_common import (
@@ -68,13 +69,15 @@ def serve(
     port: int,
     concurrency: int,
     max_queue: int | None,
+    batch: int,
     temp_dir: Path,
     state_sessions: int,
     keep_files_s: float,
     max_temp_bytes: int,
     mcp: bool = True,
 ) -> None:
-    """Build the app, launch it, warm every endpoint through the queue, then block."""
+    """Build the app, launch it, warm every endpoint through the queue, then block. ``batch`` > 1:
+    each endpoint takes up to that many queued calls at once (``@app.api(batch=True)``)."""
     import gradio as gr
     from gradio.context import LocalContext
 
@@ -127,22 +130,25 @@ def serve(
     add_common_routes(app, service.ledger, health, queued=watch.waiting, held=held)
     add_page_route(app)  # before launch(), so it precedes Gradio's own "/"
 
-    def run_core(
-        endpoint: str, request: gr.Request, read_input: Callable[[], bytes], deliver: Callable[[bytes], T]
-    ) -> T:
-        """The whole queued call; ``deliver`` (base64 text or a result file) runs inside the
-        ledger span, after post, as the FastAPI adapter's answer rendering does."""
-        request_id = request.headers.get(REQUEST_ID_HEADER) or ""
-        t_admit = time.time()
+    def open_row(endpoint: str, request_id: str, t_admit: float, event_id: str | None) -> LedgerRow:
         t_recv = stamps.pop(request_id)
         row = service.ledger.open(request_id, endpoint, t_recv if t_recv is not None else t_admit)
         row.t_admit = t_admit
-        still_wanted = watch.admitted()
-        # the queue sets the event id in the worker thread's context (gr.Progress reads it the same way)
-        row.event_id = LocalContext.event_id.get(None) or ""
+        row.event_id = event_id or ""  # joins Gradio's profiler traces
+        return row
+
+    def conclude(
+        row: LedgerRow,
+        compute: Callable[[], bytes],
+        deliver: Callable[[bytes], T],
+        still_wanted: Callable[[], bool],
+    ) -> T:
+        """One call's answer, or the ``gr.Error`` its caller gets; closes its ledger row. ``deliver``
+        (base64 text or a result file) runs inside the ledger span, after post, as the FastAPI
+        adapter's answer rendering does."""
         status = 500
         try:
-            answer = deliver(service.run(row, read_input, still_wanted))
+            answer = deliver(compute())
             row.stage = Stage.DONE
             # an answer finished after its caller left reaches nobody: its GPU time was waste
             status = 200 if still_wanted() else CLIENT_GONE
@@ -160,6 +166,49 @@ def serve(
             ) from None
         finally:
             service.ledger.close(row, status)
+
+    def run_core(
+        endpoint_of: Callable[[str], str],
+        request: gr.Request,
+        payload: Any,
+        read_input: Callable[[Any], bytes],
+        deliver: Callable[[bytes], T],
+    ) -> T | tuple[list[T | None]]:
+        """The queued function's body. Its hints describe one call: what clients send and what the
+        API and MCP schemas show. With ``--batch`` > 1 Gradio passes a list of inputs (``request``
+        is the first input's) and takes back a tuple holding the list of answers; an input that
+        fails fails alone (``QueueWatch.fail``), its batch-mates are answered."""
+        t_admit = time.time()
+        if batch == 1:
+            request_id = request.headers.get(REQUEST_ID_HEADER) or ""
+            # the queue sets the event id in the worker thread's context (gr.Progress reads it so)
+            row = open_row(endpoint_of(request_id), request_id, t_admit, LocalContext.event_id.get(None))
+            still_wanted = watch.admitted()
+            return conclude(
+                row,
+                lambda: service.run(row, lambda: read_input(payload), still_wanted),
+                deliver,
+                still_wanted,
+            )
+        callers = watch.admitted_batch(request, len(payload))
+        rows = [
+            open_row(endpoint_of(caller.request_id), caller.request_id, t_admit, caller.event_id)
+            for caller in callers
+        ]
+        outcomes = service.run_batch(
+            rows, [partial(read_input, item) for item in payload], [caller.still_wanted for caller in callers]
+        )
+        answers: list[T | None] = []
+        for caller, row, outcome in zip(callers, rows, outcomes, strict=True):
+            try:
+                answers.append(conclude(row, partial(settled, outcome), deliver, caller.still_wanted))
+            except Exception as exc:
+                watch.fail(caller, exc if isinstance(exc, gr.Error) else gr.Error(str(exc)))
+                answers.append(None)
+        return (answers,)
+
+    def ledger_endpoint(name: str) -> Callable[[str], str]:
+        return lambda request_id: name
 
     def write_result(png: bytes) -> dict:
         out_path = files.new_result_path()
@@ -187,40 +236,44 @@ def serve(
                 "through POST /gradio_api/upload"
             ) from None
 
-    @app.api(name="segment", concurrency_limit=concurrency, concurrency_id=CONCURRENCY_ID)
+    # one concurrency group for every segment endpoint; a batch takes one of its slots
+    queued: dict[str, Any] = {"concurrency_limit": concurrency, "concurrency_id": CONCURRENCY_ID}
+    if batch > 1:
+        queued |= {"batch": True, "max_batch_size": batch}
+
+    @app.api(name="segment", **queued)
     def segment(image: dict, request: gr.Request) -> dict:
         """Segment an uploaded image (FileData) -> the PNG result as FileData."""
-        return run_core("segment", request, lambda: read_upload(image), write_result)
+        return run_core(ledger_endpoint("segment"), request, image, read_upload, write_result)
 
-    @app.api(name="segment_b64", concurrency_limit=concurrency, concurrency_id=CONCURRENCY_ID)
+    @app.api(name="segment_b64", **queued)
     def segment_b64(image: str, request: gr.Request) -> str:
         """Segment a base64 image (a data: URL prefix is allowed) -> base64 PNG."""
-        return run_core("segment_b64", request, lambda: imaging.decode_base64(image), imaging.encode_base64)
+        return run_core(
+            ledger_endpoint("segment_b64"), request, image, imaging.decode_base64, imaging.encode_base64
+        )
 
     if mcp:
         # Gradio's MCP server runs this queued function through a loopback HTTP call (gradio_client,
         # /queue/join) that carries the caller's X-Request-ID; its own arrival stamp is later than
         # the MCP request's, which is the one the ledger keeps. Returning FileData is what makes
         # Gradio answer with image content (it re-encodes the file with PIL's PNG defaults).
+        def mcp_endpoint(request_id: str) -> str:
+            t_mcp = mcp_arrivals.pop(request_id)
+            if t_mcp is None:  # called as a plain queued endpoint, not through MCP
+                return mcp_tools.TOOL_NAME
+            stamps.put(request_id, t_mcp)
+            return mcp_tools.LEDGER_ENDPOINT
+
         @app.mcp.tool()
-        @app.api(
-            name=mcp_tools.TOOL_NAME,
-            description=mcp_tools.TOOL_DESCRIPTION,
-            concurrency_limit=concurrency,
-            concurrency_id=CONCURRENCY_ID,
-        )
+        @app.api(name=mcp_tools.TOOL_NAME, description=mcp_tools.TOOL_DESCRIPTION, **queued)
         def remove_background(image: str, request: gr.Request) -> dict:
             """Remove the background of an image.
 
             Args:
                 image: the image file base64-encoded (PNG, JPEG or WebP); a data: URL prefix is allowed
             """
-            request_id = request.headers.get(REQUEST_ID_HEADER) or ""
-            t_mcp = mcp_arrivals.pop(request_id)
-            if t_mcp is not None:
-                stamps.put(request_id, t_mcp)
-            endpoint = mcp_tools.LEDGER_ENDPOINT if t_mcp is not None else mcp_tools.TOOL_NAME
-            return run_core(endpoint, request, lambda: imaging.decode_base64(image), write_result)
+            return run_core(mcp_endpoint, request, image, imaging.decode_base64, write_result)
 
     # SIGTERM (how the harness stops servers) must unwind through `finally` to clean the temp dir
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -14,6 +14,14 @@ cannot be noticed: its call runs. Gradio offers no hook for any of this, so
 caller still listens just before the GPU stage. They are private methods of the pinned
 Gradio: the abandonment tests (every abandoned call accounted for) guard them.
 
+Batches (``@app.api(batch=True)``): Gradio hands the function the first event's ``gr.Request``
+only and fails every event of a batch together when the function raises. The watch remembers
+each dispatched batch's events (those alive at dispatch, in input order), so the function can
+learn each input's request id and caller (:meth:`QueueWatch.admitted_batch`), and it wraps a
+fourth method, ``send_message``, so that an input the function marks failed
+(:meth:`QueueWatch.fail`) reaches its caller as the ``error`` event an unbatched call would have
+raised, while its batch-mates complete.
+
 Leftovers: each call opens a session whose entries in ``pending_event_ids_session`` (an empty
 set once delivered, never removed) and ``pending_messages_per_session`` (a queue, up to 2,000
 kept, holding stale queue-position messages after a cancel) outlive it, and a result nobody
@@ -27,15 +35,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from servers.core.ledger import CLIENT_GONE, Ledger, Stage
+from servers.core.ledger import CLIENT_GONE, Ledger, Stage, new_request_id
 from servers.core.segmenter import always_wanted
 from servers.http_common import REQUEST_ID_HEADER, ArrivalStamps
 
 SWEEP_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """One input of a batched call: whose it is, and whether its caller still listens."""
+
+    request_id: str
+    still_wanted: Callable[[], bool]
+    event_id: str | None = None  # None outside the queue (no event to report a failure to)
 
 
 class QueueWatch:
@@ -51,11 +69,18 @@ class QueueWatch:
         self._started: set[str] = set()  # of those, the ones whose function has begun
         self._left: set[str] = set()  # sessions whose caller went away
         self._undelivered_since: dict[str, float] = {}
+        # id() of a batch's first request (what its function is handed) -> the batch's events
+        self._batches: dict[int, list[Any]] = {}
+        self._failed: dict[str, Exception] = {}  # event id -> the error its caller gets instead
 
     def attach(self, queue: Any) -> None:
+        from gradio.server_messages import ProcessCompletedMessage
+        from gradio.utils import error_payload
+
         clean_events = queue.clean_events
         remove_from_queue = queue.remove_from_queue
         process_events = queue.process_events
+        send_message = queue.send_message
 
         async def recording_clean_events(
             *, session_hash: str | None = None, event_id: str | None = None
@@ -71,22 +96,40 @@ class QueueWatch:
             await remove_from_queue(event_id)
             self._record_removed(waiting)
 
-        async def recording_process_events(events: list[Any], *args: Any) -> None:
+        async def recording_process_events(events: list[Any], batch: bool, *args: Any) -> None:
             # Gradio skips an event whose caller left after it was taken off the queue; the
             # check runs before process_events first awaits, so this list is exactly those
             dead = [event for event in events if not event.alive]
+            # and hands a batched function the inputs of the others (with data), in this order
+            inputs = [event for event in events if event.alive and event.data]
+            if batch and inputs:
+                self._batches[id(inputs[0].request)] = inputs
             self._dispatched.update((event._id, event) for event in events)
             try:
-                await process_events(events, *args)
+                await process_events(events, batch, *args)
             finally:
                 for event in events:
                     self._dispatched.pop(event._id, None)
                     self._started.discard(event._id)
+                    self._failed.pop(event._id, None)
+                if batch and inputs:
+                    self._batches.pop(id(inputs[0].request), None)
                 self._record_gone(dead)
+
+        def failing_send_message(event: Any, message: Any) -> None:
+            error = self._failed.pop(event._id, None)
+            if error is not None and isinstance(message, ProcessCompletedMessage) and message.success:
+                # what Gradio sends when an unbatched function raises
+                content = error_payload(error, queue.server_app.get_blocks().show_error)
+                message = ProcessCompletedMessage(
+                    output=content, title=content.get("title", "Error"), success=False
+                )
+            send_message(event, message)
 
         queue.clean_events = recording_clean_events
         queue.remove_from_queue = recording_remove_from_queue
         queue.process_events = recording_process_events
+        queue.send_message = failing_send_message
         self.queue = queue
 
     def waiting(self) -> int:
@@ -108,6 +151,31 @@ class QueueWatch:
             return always_wanted
         self._started.add(event_id)
         return lambda: bool(event.alive)
+
+    def admitted_batch(self, request: Any, inputs: int) -> list[Caller]:
+        """Called first thing in a batched function with the ``gr.Request`` Gradio hands it (the
+        first input's): marks the batch's events begun and returns one :class:`Caller` per input."""
+        events = self._batches.get(id(getattr(request, "request", None)), [])
+        if len(events) != inputs:  # not dispatched by the watched queue: no events to follow
+            first = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+            return [
+                Caller(first if index == 0 else new_request_id(), always_wanted) for index in range(inputs)
+            ]
+        self._started.update(event._id for event in events)
+        return [
+            Caller(
+                event.request.headers.get(REQUEST_ID_HEADER) or event._id,
+                lambda event=event: bool(event.alive),
+                event._id,
+            )
+            for event in events
+        ]
+
+    def fail(self, caller: Caller, error: Exception) -> None:
+        """``caller``'s input failed on its own: its caller gets ``error`` as an SSE ``error`` event
+        when Gradio completes the batch."""
+        if caller.event_id is not None:
+            self._failed[caller.event_id] = error
 
     def _waiting(self, matches: Callable[[Any], bool]) -> list[Any]:
         queues = self.queue.event_queue_per_concurrency_id.values()

@@ -29,17 +29,6 @@ GUARDED = [
 GUARDED_IDS = ["fastapi-gpu-lock", "fastapi-request-lock", "gradio"]
 
 
-def leave(kind: str, base: str, image: bytes, request_id: str, after_s: float) -> None:
-    if kind == "gradio":
-        payload = base64.b64encode(image).decode()
-        faults.gradio_call_then_leave(base, "segment_b64", payload, after_s, request_id)
-    else:
-        raw = faults.request_bytes(
-            base, "POST", "/segment", image, Content_Type="image/png", X_Request_ID=request_id
-        )
-        faults.send_then_leave(base, raw, after_s)
-
-
 def fresh_call(kind: str, base: str, image: bytes) -> None:
     if kind == "gradio":
         result = gradio_http.call(base, "segment_b64", base64.b64encode(image).decode())
@@ -55,7 +44,7 @@ def test_clients_that_leave_cost_no_gpu_time(
     # the setup: one 200 ms GPU slot, 20 clients leave 50 ms after sending
     server = server_factory(kind, "--model", "sim", "--sim-ms", "200", "--concurrency", "1", *flags)
     with ThreadPoolExecutor(LEAVERS) as pool:
-        list(pool.map(lambda i: leave(kind, server.url, PHOTO, f"gone-{i}", 0.05), range(LEAVERS)))
+        list(pool.map(lambda i: faults.leave(kind, server.url, PHOTO, f"gone-{i}", 0.05), range(LEAVERS)))
     started = time.perf_counter()
     fresh_call(kind, server.url, PHOTO)
     fresh_s = time.perf_counter() - started
@@ -87,7 +76,7 @@ def test_a_thousand_abandoned_requests_leave_no_slot_held(
     server = server_factory(kind, "--model", "sim", "--sim-ms", "20", "--concurrency", "2", *flags)
     count = 1000
     with ThreadPoolExecutor(50) as pool:
-        list(pool.map(lambda i: leave(kind, server.url, SMALL, f"gone-{i}", 0.03), range(count)))
+        list(pool.map(lambda i: faults.leave(kind, server.url, SMALL, f"gone-{i}", 0.03), range(count)))
     state = server_state.wait_idle(server.url)
     statuses = Counter(row["status"] for row in state["requests"])
     assert sum(statuses.values()) == count and set(statuses) <= {200, 499}, statuses

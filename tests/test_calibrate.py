@@ -1,5 +1,6 @@
-"""``python -m servers.calibrate``: the whole measurement path on the CPU (lite variant, 64²), its
-argument errors, and how it recognises running out of device memory; the memory probe on CUDA."""
+"""``python -m servers.calibrate``: the whole measurement path on the CPU (lite variant, 64²), started
+as a user does (``gvf calibrate``), its argument errors, and how it recognises running out of device
+memory; the memory probe on CUDA."""
 
 from __future__ import annotations
 
@@ -16,18 +17,30 @@ from servers.core.gpu_profile import GpuProfile, batch_service_s, load_profile, 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def calibrate(out: Path, *args: str) -> GpuProfile:
-    done = subprocess.run(
-        [sys.executable, "-m", "servers.calibrate", "--out", str(out), "--variant", "lite", *args],
+def gvf_calibrate(*args: str) -> subprocess.CompletedProcess[str]:
+    """``gvf calibrate ARGS``: the load generator's CLI, which runs ``python -m servers.calibrate``."""
+    return subprocess.run(
+        [sys.executable, "-m", "loadtests.cli", "calibrate", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def calibrate(out: Path, *args: str) -> GpuProfile:
+    done = gvf_calibrate("--out", str(out), "--variant", "lite", *args)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert f"wrote {out}" in done.stdout
     return load_profile(out)
+
+
+def test_gvf_calibrate_hands_its_flags_to_servers_calibrate(tmp_path: Path) -> None:
+    done = gvf_calibrate("--out", str(tmp_path / "x.json"), "--iters", "0")
+    assert done.returncode == 2 and "--iters must be >= 1, not 0" in done.stderr
+    assert "python -m servers.calibrate" in done.stderr  # its usage line: the module ran, not gvf
+    assert not (tmp_path / "x.json").exists()
 
 
 @pytest.mark.slow

@@ -74,3 +74,14 @@ def test_output_kinds_and_sizes() -> None:
     grey = Image.open(io.BytesIO(imaging.compose(image, mask, "mask", 1)))
     assert (cutout.mode, cutout.size, cutout.getpixel((5, 5))) == ("RGBA", (30, 20), (1, 2, 3, 128))
     assert (grey.mode, grey.size) == ("L", (30, 20))
+
+
+@pytest.mark.parametrize("side", [64, 320, 1024])
+def test_normalise_is_the_imagenet_formula_bit_for_bit(side: int) -> None:
+    pixels = np.random.default_rng(side).integers(0, 256, (77, 131, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    resized = np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float32)
+    formula = ((resized / 255.0 - imaging.IMAGENET_MEAN) / imaging.IMAGENET_STD).transpose(2, 0, 1)
+    normalised = imaging.normalise(image, side)
+    assert normalised.dtype == np.float32 and normalised.flags.c_contiguous
+    assert np.array_equal(normalised, formula)

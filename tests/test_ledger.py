@@ -18,9 +18,10 @@ def test_ledger_counts_depth_and_drops() -> None:
     ledger = Ledger(lambda: None, lambda: None, capacity=2)
     rows = [ledger.open(f"r{i}", "/segment") for i in range(3)]
     assert ledger.in_flight == 3
-    with ledger.gpu_stage(rows[0]), ledger.gpu_stage(rows[1]):
+    with ledger.gpu_stage([rows[0]]), ledger.gpu_stage([rows[1]]):
         assert ledger.in_gpu == 2
     assert (rows[0].gpu_depth, rows[1].gpu_depth) == (1, 2)
+    assert (rows[0].batch_size, rows[0].batch_id, rows[1].batch_id) == (1, 1, 2)
     for row in rows:
         ledger.close(row, 200)
     snapshot = ledger.snapshot()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -174,6 +176,27 @@ def test_fastapi_tool_waits_behind_the_same_semaphore_and_queue_bound(server_fac
         if result.isError:
             assert "server busy" in result.content[0].text
     assert (ledger(server)["in_flight"], ledger(server)["queued"]) == (0, 0)
+
+
+@pytest.mark.parametrize("kind", ["fastapi", "gradio"])
+def test_tool_calls_are_batched_as_rest_calls_are(server_factory: StartServer, kind: str) -> None:
+    """FastAPI: tool calls join the same batcher as /segment; gradio: the tool's own function is
+    batched (Gradio batches calls of one function), behind the one concurrency slot."""
+    wait = ("--batch-wait-ms", "1500") if kind == "fastapi" else ()
+    server = server_factory(kind, "--model", "sim", "--sim-ms", "1000", "--batch", "4", *wait)
+    with ThreadPoolExecutor(4) as pool:
+        rest_calls = [pool.submit(rest_png, server, PHOTO)]  # gradio: it holds the slot meanwhile
+        time.sleep(0.1)
+        tool_calls = [pool.submit(call_tool, server, {"image": PHOTO_B64}) for _ in range(3)]
+        expected = pixels(rest_calls[0].result())
+        assert all(np.array_equal(pixels(tool_png(call.result())), expected) for call in tool_calls)
+    rows = ledger(server)["requests"]
+    assert (ledger(server)["in_flight"], ledger(server)["queued"]) == (0, 0)
+    tool_batches = {row["batch_id"] for row in rows if row["endpoint"] == "mcp:remove_background"}
+    mates = [row for row in rows if row["batch_id"] in tool_batches]
+    assert max(Counter(row["batch_id"] for row in mates).values()) >= 2, rows
+    if kind == "fastapi":
+        assert {row["endpoint"] for row in mates} == {"mcp:remove_background", "/segment"}
 
 
 def test_no_mcp_serves_no_tool(server_factory: StartServer) -> None:

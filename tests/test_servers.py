@@ -6,9 +6,7 @@ import base64
 import itertools
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -16,7 +14,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from tests.helpers import fastapi_http, gradio_http, server_state
-from tests.helpers.common import PHOTO, StartServer
+from tests.helpers.common import PHOTO, StartServer, burst
 
 KINDS = ("gradio", "fastapi", "fastapi-naive")
 
@@ -87,18 +85,6 @@ def test_gradio_names_result_files_itself(server_factory: StartServer, tmp_path:
     )
     assert result.event == "complete", result.data
     assert "/outputs/" in result.data[0]["path"] and not (tmp_path / "escaped.png").exists()
-
-
-def burst(requests: list) -> list:
-    """Release all calls together (a barrier), as the collision scenario does."""
-    barrier = threading.Barrier(len(requests))
-
-    def fire(call):  # type: ignore[no-untyped-def]
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(len(requests)) as pool:
-        return list(pool.map(fire, requests))
 
 
 @pytest.mark.parametrize(
@@ -190,6 +176,29 @@ def test_gradio_max_queue_answers_503(server_factory: StartServer) -> None:
             "--sim-memory-gb means nothing for model u2netp",
         ),
         (["fastapi", "--model", "sim", "--sim-memory-gb", "0.5"], "--sim-memory-gb 0.5 holds no image"),
+        (["fastapi-naive", "--model", "sim", "--batch", "4"], "--batch means nothing for fastapi-naive"),
+        (["fastapi", "--model", "sim", "--batch", "0"], "--batch must be >= 1"),
+        (
+            ["fastapi", "--model", "sim", "--batch-wait-ms", "5"],
+            "--batch-wait-ms means nothing without --batch > 1",
+        ),
+        (
+            ["gradio", "--model", "sim", "--batch", "4", "--batch-wait-ms", "5"],
+            "--batch-wait-ms means nothing for gradio",
+        ),
+        (
+            ["fastapi", "--model", "sim", "--batch", "4", "--batch-wait-ms", "-1"],
+            "--batch-wait-ms must be >= 0",
+        ),
+        (
+            ["fastapi", "--model", "u2netp", "--sim-profile", "h100-birefnet-swinl-fp16-1024"],
+            "--sim-profile means nothing for model u2netp",
+        ),
+        (
+            ["fastapi", "--model", "sim", "--sim-profile", "h100-birefnet-swinl-fp16-1024", "--sim-ms", "5"],
+            "--sim-ms means nothing with --sim-profile",
+        ),
+        (["fastapi", "--model", "sim", "--sim-profile", "no-such-gpu"], "no shipped profile of that name"),
     ],
 )
 def test_meaningless_flags_are_refused(argv: list[str], message: str) -> None:

@@ -4,16 +4,19 @@ Stamps are ``time.time()`` so rows join with the load generator's rows across pr
 one host. Rows live in a bounded buffer; what it had to drop is counted, never hidden.
 Thread-safe: the CPU and GPU stages run in worker threads. A row's ``stage`` is the last
 stage the request entered, so a failed or abandoned row says how far it got (and whether
-the GPU ran for it: ``t_gpu_start`` is set).
+the GPU ran for it: ``t_gpu_start`` is set). Requests batched into one GPU call share that
+call's interval, ``batch_id`` and ``batch_size``; ``gpu_depth`` and ``in_gpu`` count GPU
+calls, not requests, so batch-mates never read as colliding with each other.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -56,9 +59,11 @@ class LedgerRow:
     t_send: float | None = None
     pre_s: float | None = None
     post_s: float | None = None
-    gpu_depth: int | None = None
+    gpu_depth: int | None = None  # GPU calls in flight at t_gpu_start, this request's included
     stage: str = Stage.RECEIVED
     event_id: str = ""  # gradio: the queued call's event id (its profiler trace's key); "" for FastAPI
+    batch_size: int | None = None  # requests in this request's GPU call (1: unbatched)
+    batch_id: int | None = None  # that GPU call, numbered from 1 in this server process
 
 
 class Ledger:
@@ -73,8 +78,9 @@ class Ledger:
         self._peak_memory = peak_memory
         self._reset_peak_memory = reset_peak_memory
         self.in_flight = 0
-        self.in_gpu = 0
+        self.in_gpu = 0  # GPU calls in flight
         self.dropped = 0
+        self._gpu_calls = itertools.count(1)
 
     def open(self, request_id: str, endpoint: str, t_recv: float | None = None) -> LedgerRow:
         with self._lock:
@@ -91,17 +97,26 @@ class Ledger:
             self._rows.append(row)
 
     @contextmanager
-    def gpu_stage(self, row: LedgerRow) -> Iterator[None]:
-        """Marks the GPU stage: depth counts requests inside it, this one included."""
+    def gpu_stage(self, rows: Sequence[LedgerRow]) -> Iterator[None]:
+        """Marks one GPU call made for ``rows`` (a batch, or one request): they share its interval
+        and its id; depth counts GPU calls in flight, this one included."""
         with self._lock:
             self.in_gpu += 1
-            row.gpu_depth = self.in_gpu
-        row.stage = Stage.GPU
-        row.t_gpu_start = time.time()
+            depth = self.in_gpu
+            batch_id = next(self._gpu_calls)
+        t_gpu_start = time.time()
+        for row in rows:
+            row.stage = Stage.GPU
+            row.gpu_depth = depth
+            row.batch_size = len(rows)
+            row.batch_id = batch_id
+            row.t_gpu_start = t_gpu_start
         try:
             yield
         finally:
-            row.t_gpu_end = time.time()
+            t_gpu_end = time.time()
+            for row in rows:
+                row.t_gpu_end = t_gpu_end
             with self._lock:
                 self.in_gpu -= 1
 

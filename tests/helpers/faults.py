@@ -3,6 +3,7 @@ bodies, or trickle bytes. Used by the server fault tests and ``scripts/bench_fau
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
@@ -56,6 +57,19 @@ def gradio_call_then_leave(
         sock.sendall(request_bytes(base, "GET", f"/gradio_api/call/{name}/{event_id}"))
         time.sleep(max(0.0, leave_after_s - (time.monotonic() - started)))
     return event_id
+
+
+def leave(kind: str, base: str, image: bytes, request_id: str, after_s: float) -> None:
+    """One segment call (gradio: ``segment_b64``; FastAPI: ``/segment``) whose client goes away
+    ``after_s`` after sending it, without reading the answer."""
+    if kind == "gradio":
+        payload = base64.b64encode(image).decode()
+        gradio_call_then_leave(base, "segment_b64", payload, after_s, request_id)
+    else:
+        raw = request_bytes(
+            base, "POST", "/segment", image, Content_Type="image/png", X_Request_ID=request_id
+        )
+        send_then_leave(base, raw, after_s)
 
 
 def read_answer(sock: socket.socket) -> bytes:

@@ -23,3 +23,12 @@ def wait_idle(base: str, timeout_s: float = 60.0) -> dict:
             gauges = {name: state[name] for name in ("in_flight", "in_gpu", "queued")}
             raise AssertionError(f"server not idle after {timeout_s} s: {gauges}")
         time.sleep(0.05)
+
+
+def by_batch(rows: list[dict]) -> dict[int, list[dict]]:
+    """Rows that reached the GPU, grouped by the GPU call (``batch_id``) they shared."""
+    batches: dict[int, list[dict]] = {}
+    for row in rows:
+        if row["batch_id"] is not None:
+            batches.setdefault(row["batch_id"], []).append(row)
+    return batches

@@ -21,7 +21,8 @@ class ModelOptions:
     weights: str | None = None
     device: str = "auto"
     sim_ms: float = 50.0
-    sim_memory_gb: float | None = None  # the simulated GPU's capacity; None: unbounded
+    sim_memory_gb: float | None = None  # the simulated GPU's capacity; None: unbounded (or the profile's)
+    sim_profile: str | None = None  # a GPU profile file, or a shipped profile's name, to replay
     random_weights: bool = False
     seed: int = 0
     variant: str = "large"
@@ -49,10 +50,15 @@ def choose_model(options: ModelOptions) -> tuple[str, str]:
 def build_backend(model: str, options: ModelOptions) -> Backend:
     """Construct (and load) the concrete backend ``model``."""
     if model == "sim":
-        from servers.core.backends.sim import SimBackend
+        from servers.core.backends.sim import ProfiledDevice, SimBackend
 
         capacity = None if options.sim_memory_gb is None else int(options.sim_memory_gb * 1e9)
-        return SimBackend(options.sim_ms, capacity_bytes=capacity)
+        if options.sim_profile is None:
+            return SimBackend(options.sim_ms, capacity_bytes=capacity)
+        from servers.core.gpu_profile import load_profile, resolve_profile_path
+
+        path = resolve_profile_path(options.sim_profile)  # a ProfileError is a ValueError: said to the user
+        return SimBackend(device=ProfiledDevice(load_profile(path), path, capacity))
     if model == "u2netp":
         from servers.core.backends.u2netp import U2NetPBackend
 

@@ -1,7 +1,9 @@
 """What every backend provides to the Segmenter: a model input size and one batched stage.
 
 A backend owns only "the GPU stage": a batch of already-normalised float32 images
-``[B, 3, H, W]`` in, a batch of masks ``[B, H, W]`` with values in ``[0, 1]`` out.
+(``B`` arrays ``[3, H, W]``, or one stacked ``[B, 3, H, W]`` array) in, a batch of masks
+``[B, H, W]`` with values in ``[0, 1]`` out. The Segmenter hands over the images unstacked, so
+stacking them into one input is part of the backend's call (and of the GPU stage's time).
 Decoding, resizing, normalising, composing and encoding live in ``imaging.py`` and are
 the same for every backend, so outputs differ only by what the model computes. A backend
 that runs out of device memory raises :class:`GpuOutOfMemory` (and has freed what it could),
@@ -10,6 +12,7 @@ the one exception the adapters map to a 503.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,8 +43,8 @@ class Backend(Protocol):
     info: BackendInfo
     input_size: int  # the model's square input side, pixels
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """``[B,3,S,S]`` float32 normalised -> ``[B,S,S]`` float32 in [0, 1]; blocks until done."""
+    def infer(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        """B normalised ``[3,S,S]`` float32 images -> ``[B,S,S]`` float32 in [0, 1]; blocks until done."""
         ...
 
     def peak_memory_bytes(self) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -42,7 +44,7 @@ class TorchBackend:
     def to_mask(self, output: object) -> torch.Tensor:
         raise NotImplementedError
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         try:
             return self._infer(batch)
         except torch.cuda.OutOfMemoryError as exc:
@@ -55,9 +57,10 @@ class TorchBackend:
             "retry later, or serve with a lower --concurrency"
         )
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        stacked = batch if isinstance(batch, np.ndarray) else np.stack(batch)
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch)).to(
+            x = torch.from_numpy(np.ascontiguousarray(stacked)).to(
                 self.device, self.dtype, memory_format=self.memory_format
             )
             mask = self.to_mask(self.module(x)).float()
