@@ -175,6 +175,7 @@ class BenchmarkRun:
                 if name in options.scenarios
             },
             "scenario_servers": {name: list(kinds) for name, kinds in options.scenario_servers.items()},
+            "servers_not_started": [],  # chosen servers no chosen scenario runs on
             "profile_detail": options.profile.describe(),
             "seed": options.seed,
             "repeat": options.repeat,
@@ -311,23 +312,28 @@ class BenchmarkRun:
             return [DEFAULT_CLIENTS.get(target.label, DEFAULT_CLIENTS[target.family])]
         return [name for name in self.options.clients if CLIENTS[name].speaks_to(target.family)]
 
+    def _scenarios_on(self, label: str) -> list[str]:
+        """The chosen scenarios that run on the server ``label`` (a profile may keep one to some)."""
+        return [name for name in self._chosen() if label in self.options.scenario_servers.get(name, (label,))]
+
     def _pair_clients(self, target: Target) -> list[str]:
         """Every client a chosen scenario runs on ``target``, each once, in first-use order (the
         latency pass that open loop may add runs with open loop's clients)."""
-        scenarios = [
-            self.options.profile.scenarios[name]
-            for name in self._chosen()
-            if target.label in self.options.scenario_servers.get(name, (target.label,))
-        ]
+        scenarios = [self.options.profile.scenarios[name] for name in self._scenarios_on(target.label)]
         return list(dict.fromkeys(c for scenario in scenarios for c in self._clients_for(target, scenario)))
 
     # -- the servers
 
     def _start_all(self, servers: contextlib.ExitStack) -> None:
-        """Start every server (or reach the --target-url one), prepare each pair's client, then
-        pause the server until its first turn."""
+        """Start every server a chosen scenario runs on (or reach the --target-url one), prepare
+        each pair's client, then pause the server until its first turn."""
         labels = [TARGET_URL_LABEL] if self.options.target_url else list(self.options.servers)
         for label in labels:
+            if not self._scenarios_on(label):
+                why = "the profile runs none of the chosen scenarios on it"
+                self.run_json.data["servers_not_started"].append({"server": label, "why": why})
+                self.progress.event(f"not starting {label}: {why}")
+                continue
             target = servers.enter_context(self._target(label))
             for client_name in self._pair_clients(target):
                 client = make_client(client_name, self.image)

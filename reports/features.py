@@ -40,8 +40,9 @@ GRADIO_WHERE = (
     "and re-encodes the PNG with PIL's defaults (zlib level 6) on its event loop before the MCP answer "
     'leaves: that counts as protocol, grows with the image (README "MCP", `scripts/bench_mcp.py`: '
     "~1.3 s for a 1080p cut-out on 2 CPU cores), and while it runs the event loop serves nobody else. "
-    "FastAPI's tool runs in its own process through the `mcp` SDK's dispatch: its cost is the JSON-RPC "
-    "and SSE framing around the same admitted path as its REST endpoints."
+    "FastAPI's tool runs in-process, no loopback, through the `mcp` SDK's dispatch: its cost is the "
+    "JSON-RPC handling and SSE framing around the same admitted path as its REST endpoints, work that "
+    "at large images competes with the other requests for the event loop."
 )
 
 
@@ -105,8 +106,8 @@ def mcp_sentences(costs: Sequence[McpCost]) -> list[str]:
             setup = cost.setup
             parts.append(
                 f"the session set-up ({cost.setup_detail or 'initialize + notifications/initialized'}) "
-                f"takes {ms(setup.estimate)} once per session (median, 95% CI {ms(setup.low)} to "
-                f"{ms(setup.high)}, {setup.method} over {setup.n} set-ups)"
+                f"takes {ms(setup.estimate)} once per session (median of {setup.n} set-ups, 95% CI "
+                f"{setup.low * 1e3:.1f} to {setup.high * 1e3:.1f} ms, bootstrap)"
             )
         sentences.append("; ".join(parts) + ".")
     gradio = next((c for c in costs if c.server == "gradio"), None)

@@ -314,10 +314,12 @@ def test_a_refused_server_arg_stops_the_run_with_the_servers_message(tmp_path: P
 def test_mcp_scenario_interleaves_rest_and_mcp_per_server_and_records_setup_and_footprint(
     tmp_path: Path,
 ) -> None:
-    run = _smoke_run(
-        tmp_path, "--servers", "gradio,fastapi", "--scenarios", "mcp", "--repeat", "2", timeout=300
-    )
+    run = _smoke_run(tmp_path, "--scenarios", "mcp", "--repeat", "2", timeout=300)
     assert not run.partial, run.partial_reasons
+    # the profile compares MCP on gradio and fastapi: the no-lock control has nothing to run
+    assert run.meta["scenario_servers"] == {"mcp": ["gradio", "fastapi"]}
+    assert [entry["server"] for entry in run.meta["servers_not_started"]] == ["fastapi-naive"]
+    assert set(run.meta["servers"]) == {"gradio", "fastapi"}
     # REST and MCP of one server side by side in every round: trial t of the two pairs
     orders = {tuple(entry["order"]) for entry in run.meta["trial_order"]}
     assert orders == {("gradio/gradio-b64", "gradio/mcp", "fastapi/fastapi-b64", "fastapi/mcp")}
@@ -371,3 +373,17 @@ def test_target_url_measures_a_running_gradio_server_rest_and_mcp(tmp_path: Path
     assert run.table["ok"].all() and run.table["t_recv"].isna().all()  # no ledger join
     assert run.meta["client_setup"]["target/mcp"]["endpoint"] == "/gradio_api/mcp/"
     assert "footprint" not in run.meta["servers"]["target"]  # not a server this run started
+
+
+def test_the_mcp_client_runs_in_every_driver(tmp_path: Path) -> None:
+    """Like every client: Locust's users (latency), the bursts' and the open loop's threads."""
+    args = ("--servers", "gradio", "--clients", "mcp", "--scenarios", "latency,collisions,open-loop")
+    run = _smoke_run(tmp_path, *args)
+    assert not run.partial, run.partial_reasons
+    assert set(run.table["client"]) == {"mcp"} and set(run.table["scenario"]) == {
+        "latency",
+        "collisions",
+        "open-loop",
+    }
+    assert run.table["ok"].all() and (run.table["endpoint"] == "mcp:remove_background").all()
+    assert run.table.loc[run.table["scenario"] == "open-loop", "t_scheduled"].notna().all()
