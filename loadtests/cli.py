@@ -237,8 +237,9 @@ def run_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Ru
         build_report=not args.no_report,
         repeat=repeat,
         trial_order=args.trial_order,
-        # a profile's choice of servers per scenario yields to servers named on the command line
-        scenario_servers={} if args.servers else dict(profile.scenario_servers),
+        # a profile's choice of servers per scenario yields to servers named on the command line,
+        # and means nothing for --target-url's one server
+        scenario_servers={} if args.servers or args.target_url else dict(profile.scenario_servers),
         gradio_profiling=args.gradio_profiling,
     )
 

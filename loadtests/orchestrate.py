@@ -2,8 +2,12 @@
 ``--repeat`` trials with the servers interleaved, one table, one run.json.
 
 Start: each server in its own process group on a free port (or the ``--target-url`` one), each
-(server, client) pair's client prepared, then every server paused (SIGSTOP on its group) until
-its turn, so that an idle server takes no CPU from the one being measured.
+(server, client) pair's client prepared (what it measured there, e.g. MCP's session set-up, goes
+to run.json ``client_setup``), one warm-up call through each, the server's start-up time and
+memory recorded (run.json ``servers.<kind>.footprint``), then every server paused (SIGSTOP on its
+group) until its turn, so that an idle server takes no CPU from the one being measured. The
+pairs are the run's clients on each server, plus the clients a scenario brings (``mcp``: the
+server's REST base64 client and the MCP client), each scenario run only by its own.
 
 Then rounds (:mod:`loadtests.trials`): one trial of one unit (a load point, or a spike's chained
 points) on each pair in turn. A pair's turn: resume its server, wait for idle (what a wait that
@@ -29,6 +33,7 @@ import os
 import shutil
 import signal
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -43,7 +48,7 @@ from loadtests.measure import PointScope, measure_point
 from loadtests.profiler import PROFILING_ENV, ProfilerTraces
 from loadtests.progress import Progress
 from loadtests.recorder import Recorder, make_row
-from loadtests.scenarios import OpenLoopScenario, Phase, Profile, Scenario
+from loadtests.scenarios import McpScenario, OpenLoopScenario, Phase, Profile, Scenario
 from loadtests.serverproc import ServerStartError, start_server
 from loadtests.session import LocustSession, PlainSession
 from loadtests.targets import (
@@ -134,6 +139,7 @@ class BenchmarkRun:
         self.rules = ValidityRules()
         self.pairs: dict[str, Pair] = {}  # by pair key, in start order
         self.phases: dict[str, list[Phase]] = {}  # scenario -> its points in this run
+        self.units: list[Unit] = []  # what the rounds run, once the servers are up
         self.single_stream: dict[str, float] = {}  # pair key -> requests/s
         self.t_started = time.time()
         self.run_json = provenance.RunRecord(run_dir / RUN_FILE, self._initial_record())
@@ -169,6 +175,7 @@ class BenchmarkRun:
                 if name in options.scenarios
             },
             "scenario_servers": {name: list(kinds) for name, kinds in options.scenario_servers.items()},
+            "servers_not_started": [],  # chosen servers no chosen scenario runs on
             "profile_detail": options.profile.describe(),
             "seed": options.seed,
             "repeat": options.repeat,
@@ -179,6 +186,8 @@ class BenchmarkRun:
             "skipped": [],
             "added_scenarios": [],  # run although not chosen (e.g. latency, for open-loop rates)
             "single_stream_rps": {},
+            # pair key -> what its client measured or found as it was prepared (MCP: the session set-up)
+            "client_setup": {},
             "target_url": options.target_url,
             "gradio_profiling": {"enabled": options.gradio_profiling, "file": None},
         }
@@ -192,8 +201,9 @@ class BenchmarkRun:
                 self._start_all(servers)
                 pairs = list(self.pairs)
                 options = self.options
+                self.units = self._units()
                 for trial_round in trial_rounds(
-                    self._units(), pairs, options.repeat, options.trial_order, options.seed
+                    self.units, pairs, options.repeat, options.trial_order, options.seed
                 ):
                     self._run_round(trial_round)
         except ServerDied as error:
@@ -223,11 +233,15 @@ class BenchmarkRun:
             return
         self.progress.event(f"report: {report}")
 
+    def _chosen(self) -> list[str]:
+        """The chosen scenarios this profile defines, in the order given."""
+        return [s for s in self.options.scenarios if s in self.options.profile.scenarios]
+
     def _units(self) -> list[Unit]:
         """The chosen scenarios' units; latency first when open-loop needs its rates (and
         added for the first trial when not chosen)."""
         profile = self.options.profile
-        chosen = [s for s in self.options.scenarios if s in profile.scenarios]
+        chosen = self._chosen()
         added_latency = ScenarioName.OPEN_LOOP in chosen and ScenarioName.LATENCY not in chosen
         if ScenarioName.OPEN_LOOP in chosen:
             chosen = [ScenarioName.LATENCY, *(s for s in chosen if s != ScenarioName.LATENCY)]
@@ -251,12 +265,14 @@ class BenchmarkRun:
             open_loop = isinstance(scenario, OpenLoopScenario)
             count = len(scenario.fractions) if open_loop else len(self._phases(name))
             kinds = self.options.scenario_servers.get(name)
+            targets = {pair.target.label: pair.target for pair in self.pairs.values()}.values()
             units += scenario_units(
                 name,
                 count,
                 chained=scenario.chained,
                 servers=frozenset(kinds) if kinds is not None else None,
                 first_trial_only=added_latency and name == ScenarioName.LATENCY,
+                clients=frozenset(c for target in targets for c in self._clients_for(target, scenario)),
             )
         return units
 
@@ -266,38 +282,86 @@ class BenchmarkRun:
             scenario = self.options.profile.scenarios[name]
             repeat = self.options.repeat
             if isinstance(scenario, OpenLoopScenario):
-                if not self.single_stream:
+                # the fastest of the pairs that run open loop (another scenario's pairs, e.g.
+                # mcp's, may have a single-stream rate too)
+                fastest = max(
+                    (
+                        rate
+                        for key, rate in self.single_stream.items()
+                        if any(unit.scenario == name and unit.runs_on(key) for unit in self.units)
+                    ),
+                    default=None,
+                )
+                if fastest is None:
                     raise RuntimeError(
                         "open-loop needs a single-stream rate: the latency scenario left no measured "
                         "(post-warm-up) request"
                     )
-                fastest = max(self.single_stream.values())
                 self.run_json.data["open_loop_base_rps"] = fastest
                 self.phases[name] = scenario.phases(self.rules, fastest, repeat)
             else:
                 self.phases[name] = scenario.phases(self.rules, repeat)
         return self.phases[name]
 
-    def _clients_for(self, family: str, label: str) -> list[str]:
+    def _clients_for(self, target: Target, scenario: Scenario | None = None) -> list[str]:
+        """The clients that run ``scenario`` (None: the run's own) on ``target``: the scenario's
+        own where it brings them (mcp), else ``--clients``, else the server's default."""
+        if isinstance(scenario, McpScenario):
+            return list(scenario.clients(target.family))
         if self.options.clients is None:
-            return [DEFAULT_CLIENTS.get(label, DEFAULT_CLIENTS[family])]
-        return [name for name in self.options.clients if CLIENTS[name].family == family]
+            return [DEFAULT_CLIENTS.get(target.label, DEFAULT_CLIENTS[target.family])]
+        return [name for name in self.options.clients if CLIENTS[name].speaks_to(target.family)]
+
+    def _scenarios_on(self, label: str) -> list[str]:
+        """The chosen scenarios that run on the server ``label`` (a profile may keep one to some)."""
+        return [name for name in self._chosen() if label in self.options.scenario_servers.get(name, (label,))]
+
+    def _pair_clients(self, target: Target) -> list[str]:
+        """Every client a chosen scenario runs on ``target``, each once, in first-use order (the
+        latency pass that open loop may add runs with open loop's clients)."""
+        scenarios = [self.options.profile.scenarios[name] for name in self._scenarios_on(target.label)]
+        return list(dict.fromkeys(c for scenario in scenarios for c in self._clients_for(target, scenario)))
 
     # -- the servers
 
     def _start_all(self, servers: contextlib.ExitStack) -> None:
-        """Start every server (or reach the --target-url one), prepare each pair's client, then
-        pause the server until its first turn."""
+        """Start every server a chosen scenario runs on (or reach the --target-url one), prepare
+        each pair's client, then pause the server until its first turn."""
         labels = [TARGET_URL_LABEL] if self.options.target_url else list(self.options.servers)
         for label in labels:
+            if not self._scenarios_on(label):
+                why = "the profile runs none of the chosen scenarios on it"
+                self.run_json.data["servers_not_started"].append({"server": label, "why": why})
+                self.progress.event(f"not starting {label}: {why}")
+                continue
             target = servers.enter_context(self._target(label))
-            for client_name in self._clients_for(target.family, label):
+            for client_name in self._pair_clients(target):
                 client = make_client(client_name, self.image)
                 session = PlainSession(target.url)
                 client.prepare(session, time.time() + _PREPARE_S)
                 pair = Pair(target, client, session)
                 self.pairs[pair.key] = pair
+                if client.preparation:
+                    self.run_json.data["client_setup"][pair.key] = client.preparation
+            self._warm_up(target)
             target.pause()
+
+    def _warm_up(self, target: Target) -> None:
+        """One call through each of the server's clients before any point, so that no trial
+        pays a cold path (the first connection, a framework's first call of an endpoint); the
+        server's RSS after it is its warm footprint."""
+        calls = []
+        for pair in [p for p in self.pairs.values() if p.target is target]:
+            deadline = time.time() + self.options.profile.request_timeout_s
+            result = pair.client.call(pair.session, f"warmup-{uuid.uuid4().hex}", deadline)
+            calls.append({"client": pair.client.name, "ok": result.ok, "error": result.error})
+            if not result.ok:
+                self.progress.event(f"  the warm-up call of {pair.key} failed: {result.error}")
+        info: dict[str, Any] = {"warmup_calls": calls}
+        if target.process is not None:
+            footprint = self.run_json.data["servers"][target.label]["footprint"]
+            info["footprint"] = {**footprint, "rss_warm_bytes": target.process.rss_bytes()}
+        self._note_server(target.label, info)
 
     def _target(self, label: str) -> contextlib.AbstractContextManager[Target]:
         if self.options.target_url:
@@ -356,6 +420,10 @@ class BenchmarkRun:
                 "exit": None,
             },
         )
+        self._note_server(
+            label,
+            {"footprint": {"startup_s": process.startup_s, "rss_idle_bytes": process.rss_bytes()}},
+        )
         if not self.run_json.data["model"]:
             self.run_json.data["model"] = process.health.get("model", {})
             self.run_json.write()
@@ -371,8 +439,12 @@ class BenchmarkRun:
                         target.profiler.end_point()
             matched = self.recorder.join_ledger(label, target.ledger_rows.values())
             exit_text = process.exit_description()
-            process.stop()
             server_info = self.run_json.data["servers"][label]
+            if process.alive:
+                server_info["footprint"].update(
+                    rss_end_bytes=process.rss_bytes(), requests_served=len(target.ledger_rows)
+                )
+            process.stop()
             server_info["exit"] = exit_text or "stopped by gvf"
             server_info.update(ledger_rows=len(target.ledger_rows), rows_joined=matched)
             self.run_json.write()

@@ -157,6 +157,36 @@ class OpenLoopScenario:
         return poisson_arrivals(phase.rate, phase.min_measured, most, seed, rules)
 
 
+@dataclass(frozen=True)
+class McpScenario:
+    """MCP against REST on each server: one user back to back (what a call adds) and one
+    saturating load (what it costs in throughput), each point run by the server's REST client and
+    by the ``mcp`` client in turn, so that trial t of the two ran side by side and pair.
+
+    The REST side is the base64 endpoint of each family: a ``tools/call`` carries the image as
+    base64 in JSON both ways, so against ``fastapi-b64`` / ``gradio-b64`` the difference is MCP's
+    own (JSON-RPC, its transport, the SDK's dispatch, and on gradio the loopback and re-encode),
+    not base64's; the raw-bytes ``fastapi`` client would add base64's cost to MCP's."""
+
+    driver: ClassVar[DriverKind] = "closed-loop"
+    chained: ClassVar[bool] = False
+    name: str = ScenarioName.MCP
+    saturating_users: int = 4
+    percentile: Percentile = "p90"
+    max_s: float = 60.0
+    # (server family, its REST client) and the client compared with it on every family
+    rest_clients: tuple[tuple[str, str], ...] = (("gradio", "gradio-b64"), ("fastapi", "fastapi-b64"))
+    mcp_client: str = "mcp"
+
+    def phases(self, rules: ValidityRules, repeat: int = 1) -> list[Phase]:
+        loads = (1, self.saturating_users)
+        return [_closed_phase(self, f"users={u}", u, None, rules, repeat) for u in loads]
+
+    def clients(self, family: str) -> tuple[str, ...]:
+        """The clients this scenario runs on a server of ``family``: its REST client, then MCP."""
+        return (*(rest for own, rest in self.rest_clients if own == family), self.mcp_client)
+
+
 def _closed_phase(
     scenario: ClosedScenario, label: str, users: int, requests: int | None, rules: ValidityRules, repeat: int
 ) -> Phase:
@@ -167,7 +197,7 @@ def _closed_phase(
     return Phase(scenario.name, label, users, None, target, scenario.max_s, floor)
 
 
-ClosedScenario = LatencyScenario | CollisionsScenario | ThroughputScenario | SpikeScenario
+ClosedScenario = LatencyScenario | CollisionsScenario | ThroughputScenario | SpikeScenario | McpScenario
 Scenario = ClosedScenario | OpenLoopScenario
 
 
@@ -209,6 +239,11 @@ def point_seed(seed: int, phase_index: int, trial: int = 1) -> int:
     """Each open-loop point and trial its own arrival stream, identical for every server within
     a trial (equal offered load), independent between trials."""
     return (seed * 1000 + trial) * 1000 + phase_index
+
+
+# the servers MCP is compared on: the no-lock control serves the same tool, but its question is
+# what collisions cost (name it in --servers to compare there too)
+MCP_SERVERS: tuple[str, ...] = ("gradio", "fastapi")
 
 
 @dataclass(frozen=True)
@@ -259,7 +294,9 @@ PROFILES: dict[str, Profile] = {
             ScenarioName.THROUGHPUT: ThroughputScenario(users=(1, 4), percentile="p50", max_s=2.0),
             ScenarioName.OPEN_LOOP: OpenLoopScenario(fractions=(0.5, 1.0), percentile="p50", max_s=1.5),
             ScenarioName.SPIKE: SpikeScenario(saturating_users=1, factor=4, percentile="p50", max_s=1.5),
+            ScenarioName.MCP: McpScenario(percentile="p50", max_s=3.0),
         },
+        scenario_servers={ScenarioName.MCP: MCP_SERVERS},
     ),
     "quick": Profile(
         name="quick",
@@ -279,13 +316,14 @@ PROFILES: dict[str, Profile] = {
         budget_s=300.0,
         default_scenarios=(ScenarioName.THROUGHPUT, ScenarioName.COLLISIONS),
         repeat=3,
-        scenario_servers={ScenarioName.THROUGHPUT: ("gradio", "fastapi")},
+        scenario_servers={ScenarioName.THROUGHPUT: ("gradio", "fastapi"), ScenarioName.MCP: MCP_SERVERS},
         scenarios={
             ScenarioName.LATENCY: LatencyScenario(percentile="p90", max_s=90.0),
             ScenarioName.THROUGHPUT: ThroughputScenario(users=(1, 2, 3), percentile="p90", max_s=60.0),
             ScenarioName.COLLISIONS: CollisionsScenario(burst_sizes=(2,), requests=6, max_s=30.0),
             ScenarioName.OPEN_LOOP: OpenLoopScenario(fractions=(0.5, 1.0), percentile="p90", max_s=60.0),
             ScenarioName.SPIKE: SpikeScenario(saturating_users=2, percentile="p50", max_s=20.0),
+            ScenarioName.MCP: McpScenario(saturating_users=3, percentile="p90", max_s=60.0),
         },
     ),
     "full": Profile(
@@ -304,6 +342,10 @@ PROFILES: dict[str, Profile] = {
             ScenarioName.THROUGHPUT: ThroughputScenario(percentile="p99", max_s=120.0),
             ScenarioName.OPEN_LOOP: OpenLoopScenario(percentile="p99", max_s=120.0),
             ScenarioName.SPIKE: SpikeScenario(percentile="p90", max_s=60.0),
+            # p90, not p99: gradio's MCP answer re-encodes the 1080p PNG on its event loop (~1.3 s
+            # on 2 CPU cores), and the comparison rests on p50 and throughput
+            ScenarioName.MCP: McpScenario(percentile="p90", max_s=120.0),
         },
+        scenario_servers={ScenarioName.MCP: MCP_SERVERS},
     ),
 }

@@ -50,6 +50,7 @@ class ServerProcess:
     log_path: Path
     popen: subprocess.Popen[bytes]
     health: dict[str, Any] = field(default_factory=dict)
+    startup_s: float = 0.0  # process start to the first /healthz 200 (its own start-up warm-up included)
 
     @property
     def alive(self) -> bool:
@@ -69,6 +70,15 @@ class ServerProcess:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the server process and its children (Gradio's helpers); None once
+        it has exited."""
+        try:
+            process = psutil.Process(self.popen.pid)
+            return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+        except psutil.Error:
+            return None
 
     def pause(self) -> None:
         """Stop the whole group (SIGSTOP) while another server is measured: an idle server is
@@ -165,6 +175,7 @@ def launch(
     """Run ``command`` (a server that will answer ``URL/healthz``) in its own process group, with
     exactly ``env``, and poll until it is healthy; see :func:`start_server`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     with open(log_path, "wb") as log_file:
         popen = subprocess.Popen(
             command,
@@ -187,6 +198,7 @@ def launch(
             )
         try:
             server.health = get_json(server.url + "/healthz", timeout_s=2.0)
+            server.startup_s = time.perf_counter() - started
             return server
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             pass

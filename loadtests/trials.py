@@ -34,9 +34,14 @@ class Unit:
     # run in the first trial only: added for another scenario's sake (the single-stream
     # latency the open-loop rates are fractions of)
     first_trial_only: bool = False
+    # None: every pair's client; else the clients that run it (the mcp scenario brings its own)
+    clients: frozenset[str] | None = None
 
     def runs_on(self, pair: str) -> bool:
-        return self.servers is None or pair_server(pair) in self.servers
+        server, client = pair.split("/", 1)
+        return (self.servers is None or server in self.servers) and (
+            self.clients is None or client in self.clients
+        )
 
 
 def pair_key(server: str, client: str) -> str:
@@ -55,10 +60,11 @@ def scenario_units(
     chained: bool,
     servers: frozenset[str] | None = None,
     first_trial_only: bool = False,
+    clients: frozenset[str] | None = None,
 ) -> list[Unit]:
     """A scenario's units: one per point, or one for all when its points chain."""
     groups = [tuple(range(points))] if chained else [(index,) for index in range(points)]
-    return [Unit(scenario, group, servers, first_trial_only) for group in groups if group]
+    return [Unit(scenario, group, servers, first_trial_only, clients) for group in groups if group]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """One run analysed: its rules, per-trial metrics, per-point summaries, knees, Gradio's second
-opinion and the deploy recommendation.
+opinion, the deploy recommendation, what MCP costs and each server's footprint.
 
 ``analyse`` is the one place a loaded run becomes numbers: the report builder and the
 notebook call it rather than chaining the ``reports.metrics`` functions themselves.
@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from reports.load import LoadedRun
 from reports.metrics.deploy import Recommendation, recommend
+from reports.metrics.footprint import ServerFootprint, footprints
+from reports.metrics.mcp import McpCost, mcp_costs
 from reports.metrics.points import PointMetrics, point_metrics
 from reports.metrics.profiler import ProfilerCheck, profiler_checks
 from reports.metrics.rules import ValidityRules, rules_from_mapping
@@ -29,6 +31,8 @@ class RunAnalysis:
     knees: list[Knee]
     recommendation: Recommendation
     profiler: list[ProfilerCheck]  # gradio points: the ledger against Gradio's own profiler
+    mcp: list[McpCost]  # per server that ran the `mcp` scenario
+    footprint: list[ServerFootprint]  # per server the run started
 
     @property
     def device(self) -> str:
@@ -54,4 +58,6 @@ def analyse(run: LoadedRun) -> RunAnalysis:
         knees(summaries, rules),
         recommend(summaries, rules, device, run.lock_scope("fastapi")),
         profiler,
+        mcp_costs(summaries, run.meta.get("client_setup") or {}, profiler),
+        footprints(run.meta),
     )

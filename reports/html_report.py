@@ -3,7 +3,8 @@
 Figures are embedded as base64 PNG and the CSS is inline: nothing is fetched from the
 network. Each run opens with its verdict (the sentence with its intervals), the one chart
 that carries it and the model banner with every warning; the evidence follows: the findings,
-the compact load-point table (the full per-trial table folded away, both also as CSV beside
+what MCP costs and each server's footprint (where the run measured them), the compact
+load-point table (the full per-trial table folded away, both also as CSV beside
 the report), Gradio's second opinion, knees, the figures in a grid, the rules applied and the
 run.json summary.
 """
@@ -16,6 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from reports import features
 from reports.analysis import RunAnalysis
 from reports.figures import HEADLINE, Figure
 from reports.labels import figure_footer, model_line, warnings_for
@@ -74,6 +76,8 @@ TEXT_COLUMNS = {
     "reasons / notes",
     "point",
     "note",
+    "REST client",
+    "not compared",
     *KNEE_COLUMNS,
 }
 
@@ -157,6 +161,25 @@ def _findings(rec: Recommendation) -> str:
     )
 
 
+def _features(analysis: RunAnalysis) -> str:
+    """What MCP costs and the dependency footprint, where the run measured them."""
+    parts = []
+    if analysis.mcp:
+        parts += [
+            f"<h2>{_escape(features.MCP_HEADING)}</h2>",
+            "".join(f"<p>{_escape(text)}</p>" for text in features.mcp_sentences(analysis.mcp)),
+            _html_table(features.MCP_COLUMNS, [features.mcp_cells(c) for c in analysis.mcp], fit=True),
+            f'<p class="rule">Rule: {_escape(features.MCP_RULE)}</p>',
+        ]
+    if analysis.footprint:
+        parts += [
+            f"<h2>{_escape(features.FOOTPRINT_HEADING)}</h2>",
+            _html_table(features.FOOTPRINT_COLUMNS, features.footprint_rows(analysis.footprint)),
+            f'<p class="rule">{_escape(features.FOOTPRINT_RULE)}</p>',
+        ]
+    return "\n".join(parts)
+
+
 def _summary_json(meta: dict[str, Any]) -> str:
     summary = {k: v for k, v in meta.items() if k != "points"}
     summary["points"] = f"{len(meta.get('points') or [])} recorded (see the tables above)"
@@ -186,6 +209,7 @@ def run_section_html(analysis: RunAnalysis, figures: Sequence[Figure], prefix: s
             f"{max((s.n_trials for s in analysis.summaries), default=0)} trials: {verdicts.count(VALID)} "
             f"points VALID, {verdicts.count(INVALID)} INVALID. Source: {_escape(run.path)}</p>",
             _findings(analysis.recommendation),
+            _features(analysis),
             '<h2>Load points</h2><p class="rule">Each point over its trials: estimate (95% CI) — the '
             "t-interval over trials, or a bootstrap within one trial; p90 only where the pooled sample "
             f"meets its floor. As CSV: {_link(prefix + SUMMARY_CSV)}, every trial: "

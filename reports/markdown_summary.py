@@ -1,12 +1,14 @@
 """The Markdown summary, the answer first: per run the verdict, the chart that carries it and the
-model banner, then the evidence, a compact table of the load points (CSV beside it), Gradio's
-second opinion, the knees, links to the figure files and the rules applied.
+model banner, then the evidence, what MCP costs and each server's footprint, a compact table of
+the load points (CSV beside it), Gradio's second opinion, the knees, links to the figure files and
+the rules applied.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reports import features
 from reports.analysis import RunAnalysis
 from reports.figures import FIGURES_DIR, HEADLINE, Figure
 from reports.labels import model_line, warnings_for
@@ -32,6 +34,21 @@ def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _features_markdown(analysis: RunAnalysis) -> list[str]:
+    """What MCP costs and the dependency footprint, where the run measured them."""
+    lines: list[str] = []
+    if analysis.mcp:
+        lines += ["", f"### {features.MCP_HEADING}", ""]
+        lines += [f"{text}\n" for text in features.mcp_sentences(analysis.mcp)]
+        rows = [features.mcp_cells(c) for c in analysis.mcp]
+        lines += [_md_table(features.MCP_COLUMNS, rows), "", f"_Rule: {features.MCP_RULE}_"]
+    if analysis.footprint:
+        rows = features.footprint_rows(analysis.footprint)
+        lines += ["", f"### {features.FOOTPRINT_HEADING}", ""]
+        lines += [_md_table(features.FOOTPRINT_COLUMNS, rows), "", f"_{features.FOOTPRINT_RULE}_"]
+    return lines
+
+
 def run_section_markdown(analysis: RunAnalysis, figures: Sequence[Figure], prefix: str = "") -> str:
     run, rec = analysis.run, analysis.recommendation
     headline = next((f for f in figures if f.name == prefix + HEADLINE), None)
@@ -46,6 +63,7 @@ def run_section_markdown(analysis: RunAnalysis, figures: Sequence[Figure], prefi
     lines += [f"- **{f.label}:** {f.text}  \n  _Rule: {f.rule}_" for f in rec.findings]
     lines += ["", "Facts from documentation, not measured by this run:", ""]
     lines += [f"- {fact}" for fact in rec.facts]
+    lines += _features_markdown(analysis)
     rows = [summary_cells(s) for s in analysis.summaries]
     summary_csv, trials_csv = prefix + SUMMARY_CSV, prefix + TRIALS_CSV
     lines += [

@@ -30,6 +30,10 @@ LEDGER_FILE = "ledger.jsonl"
 PROFILING_FILE = "profiling.jsonl"
 
 
+# the ledger's endpoint for MCP tool calls is "mcp:<tool>" on both servers (README "MCP")
+MCP_ENDPOINT_PREFIX = "mcp:"
+
+
 class ScenarioName(StrEnum):
     """The table's ``scenario`` values: what the load generator runs and the reports read."""
 
@@ -38,6 +42,7 @@ class ScenarioName(StrEnum):
     THROUGHPUT = "throughput"  # closed-loop step sweep over users
     OPEN_LOOP = "open-loop"  # seeded Poisson arrivals at fractions of the single-stream rate
     SPIKE = "spike"  # base -> peak -> base users
+    MCP = "mcp"  # MCP tools/call against REST on each server: single stream and one saturating load
 
 
 @dataclass
@@ -47,7 +52,7 @@ class RequestRow:
     request_id: str
     server: str  # server kind: gradio | fastapi | fastapi-naive | target
     client: str  # client name from loadtests.clients registry
-    scenario: str  # latency | collisions | throughput | open-loop | spike
+    scenario: str  # latency | collisions | throughput | open-loop | spike | mcp
     load_point: str  # human label of the point, e.g. "users=8", "rate=3.20/s", "burst=4"
     users: int | None = None  # closed-loop concurrency (or burst size) of the point
     rate: float | None = None  # open-loop offered rate, requests/s

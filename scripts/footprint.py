@@ -32,7 +32,6 @@ from importlib import metadata
 from pathlib import Path
 
 import httpx
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -87,8 +86,10 @@ def import_seconds(python: Path, statement: str, repeats: int, env: dict[str, st
 
 
 def rss_mb(server: ServerProcess) -> float:
-    process = psutil.Process(server.popen.pid)
-    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 1e6
+    rss = server.rss_bytes()
+    if rss is None:
+        raise RuntimeError(f"{server.kind} exited: {server.log_tail()}")
+    return rss / 1e6
 
 
 def warm_up(server: ServerProcess, requests: int) -> None:
@@ -121,11 +122,10 @@ def measure(name: str, work: Path, bare: tuple[int, int], args: argparse.Namespa
                    "--model", "sim", "--sim-ms", "5", *flags]  # fmt: skip
         temp = work / f"gradio-tmp-{attempt}"
         temp.mkdir()
-        started = time.perf_counter()
         server = launch(kind, command, f"http://127.0.0.1:{port}", work / f"server-{attempt}.log",
                         env | {"GRADIO_TEMP_DIR": str(temp)}, cwd=ROOT)  # fmt: skip
         try:
-            starts.append(time.perf_counter() - started)
+            starts.append(server.startup_s)
             time.sleep(2.0)  # let start-up work (threads, caches) settle before calling it idle
             idle.append(rss_mb(server))
             if attempt == args.starts - 1:

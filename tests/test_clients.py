@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 
 from loadtests.clients import CLIENTS, SERVER_FAMILY, make_client
+from loadtests.clients.base import ANY_FAMILY
 from loadtests.serverproc import ServerProcess, get_json
 from loadtests.session import PlainSession
 from tests.helpers.servers import sim_server, small_jpeg
 
 PAIRS = [
-    (server, name) for server in ("fastapi", "gradio") for name, c in CLIENTS.items() if c.family == server
+    (server, name) for server in ("fastapi", "gradio") for name, c in CLIENTS.items() if c.speaks_to(server)
 ]
 
 
@@ -69,8 +70,12 @@ def test_failures_are_rows_not_exceptions(
 
 
 def test_registry_covers_every_server() -> None:
-    assert set(CLIENTS) == {"fastapi", "fastapi-b64", "gradio-file", "gradio-b64", "gradio-queue"}
-    assert set(SERVER_FAMILY.values()) == {c.family for c in CLIENTS.values()}
+    assert set(CLIENTS) == {"fastapi", "fastapi-b64", "gradio-file", "gradio-b64", "gradio-queue", "mcp"}
+    families = set(SERVER_FAMILY.values())
+    assert families == {c.family for c in CLIENTS.values()} - {ANY_FAMILY}
+    # MCP is one client for both families (one tool, a path per family)
+    assert [name for name, c in CLIENTS.items() if all(c.speaks_to(f) for f in families)] == ["mcp"]
+    assert ("gradio", "mcp") in PAIRS and ("fastapi", "mcp") in PAIRS
 
 
 # Locust monkey-patches the interpreter, so it runs in a child process, as in `gvf run`.

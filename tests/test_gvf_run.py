@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from loadtests.scenarios import PROFILES
+from reports.analysis import analyse
 from reports.load import LoadedRun, load_run
 from reports.metrics.points import point_metrics
 from reports.metrics.rules import ValidityRules
@@ -87,7 +88,7 @@ def test_smoke_run_writes_table_and_run_json(tmp_path: Path) -> None:
     }
     seen = set(zip(table["scenario"], table["load_point"], strict=True))
     assert expected_points <= seen
-    assert {p.scenario for p in run.points} == {"latency", "collisions", "throughput", "open-loop", "spike"}
+    assert {p.scenario for p in run.points} == set(PROFILES["smoke"].scenarios)
     for point in run.points:
         rows = table[(table["scenario"] == point.scenario) & (table["load_point"] == point.load_point)]
         assert len(rows) > 0 and point.load_cpu_percent is not None
@@ -238,7 +239,16 @@ def test_run_that_ends_early_keeps_its_rows(tmp_path: Path, how: str) -> None:
 def test_smoke_run_all_servers_with_report(smoke_run: Path) -> None:
     run = load_run(smoke_run)
     assert set(run.table["server"]) == {"gradio", "fastapi", "fastapi-naive"}
-    assert set(run.table["client"]) == {"gradio-b64", "fastapi"}
+    assert set(run.table["client"]) == {"gradio-b64", "fastapi", "fastapi-b64", "mcp"}
+    # the mcp scenario's own clients run it, on gradio and fastapi only (the smoke profile's choice)
+    mcp = run.table[run.table["scenario"] == "mcp"]
+    assert set(zip(mcp["server"], mcp["client"], strict=True)) == {
+        ("gradio", "gradio-b64"),
+        ("gradio", "mcp"),
+        ("fastapi", "fastapi-b64"),
+        ("fastapi", "mcp"),
+    }
+    assert set(run.table.loc[run.table["scenario"] != "mcp", "client"]) == {"gradio-b64", "fastapi"}
     assert run.table["ok"].all() and run.table["t_recv"].notna().all()
     assert (smoke_run / "report" / "report.html").exists()
 
@@ -299,3 +309,81 @@ def test_a_refused_server_arg_stops_the_run_with_the_servers_message(tmp_path: P
     assert set(run.meta["servers"]) == {"fastapi-naive"}  # no later server was started
     unknown = _gvf("run", "--server-arg=fastapi-nave:--concurrency=2", "--out", str(tmp_path))
     assert unknown.returncode == 2 and "unknown server kind 'fastapi-nave'" in unknown.stderr
+
+
+def test_mcp_scenario_interleaves_rest_and_mcp_per_server_and_records_setup_and_footprint(
+    tmp_path: Path,
+) -> None:
+    run = _smoke_run(tmp_path, "--scenarios", "mcp", "--repeat", "2", timeout=300)
+    assert not run.partial, run.partial_reasons
+    # the profile compares MCP on gradio and fastapi: the no-lock control has nothing to run
+    assert run.meta["scenario_servers"] == {"mcp": ["gradio", "fastapi"]}
+    assert [entry["server"] for entry in run.meta["servers_not_started"]] == ["fastapi-naive"]
+    assert set(run.meta["servers"]) == {"gradio", "fastapi"}
+    # REST and MCP of one server side by side in every round: trial t of the two pairs
+    orders = {tuple(entry["order"]) for entry in run.meta["trial_order"]}
+    assert orders == {("gradio/gradio-b64", "gradio/mcp", "fastapi/fastapi-b64", "fastapi/mcp")}
+    assert [(r["trial"], r["load_points"]) for r in run.meta["trial_order"]] == [
+        (1, ["users=1"]),
+        (1, ["users=4"]),
+        (2, ["users=1"]),
+        (2, ["users=4"]),
+    ]
+    table = run.table
+    assert table["ok"].all() and table["t_recv"].notna().all() and table["request_id"].is_unique
+    mcp = table[table["client"] == "mcp"]
+    assert (mcp["endpoint"] == "mcp:remove_background").all() and len(mcp) > 0
+    assert table.loc[table["client"] != "mcp", "endpoint"].str.endswith("segment_b64").all()
+    # the session set-up, timed on its own as each MCP client was prepared
+    setup = run.meta["client_setup"]
+    assert set(setup) == {"gradio/mcp", "fastapi/mcp"}
+    assert setup["gradio/mcp"]["endpoint"] == "/gradio_api/mcp/"
+    assert setup["fastapi/mcp"]["endpoint"] == "/mcp"
+    assert all(len(entry["setup_s"]) == 10 and min(entry["setup_s"]) > 0 for entry in setup.values())
+    # every server's start-up and memory, and one warm-up call through each of its clients
+    for label, clients in (("gradio", ["gradio-b64", "mcp"]), ("fastapi", ["fastapi-b64", "mcp"])):
+        info = run.meta["servers"][label]
+        assert [(call["client"], call["ok"]) for call in info["warmup_calls"]] == [(c, True) for c in clients]
+        footprint = info["footprint"]
+        assert 0 < footprint["startup_s"] < 180
+        assert all(footprint[key] > 10e6 for key in ("rss_idle_bytes", "rss_warm_bytes", "rss_end_bytes"))
+        served = table[table["server"] == label]
+        assert footprint["requests_served"] >= len(served) + len(clients)  # the warm-up calls too
+    # the report's "What MCP costs", per server, on the paired trials
+    analysis = analyse(run)
+    assert [cost.server for cost in analysis.mcp] == ["gradio", "fastapi"]
+    for cost in analysis.mcp:
+        assert cost.setup is not None and cost.setup.n == 10
+        assert cost.single is not None and cost.saturating is not None
+        assert cost.saturating.load_point == "users=4"
+    assert {f.server for f in analysis.footprint} == {"gradio", "fastapi"}
+
+
+def test_target_url_measures_a_running_gradio_server_rest_and_mcp(tmp_path: Path) -> None:
+    """What the README shows for a deployed Space, against a local gradio server."""
+    with sim_server("gradio", tmp_path) as server:
+        run = _smoke_run(tmp_path / "runs", "--target-url", server.url, "--scenarios", "latency,mcp")
+        assert server.alive
+    assert run.meta["outcome"] == "complete" and set(run.table["server"]) == {"target"}
+    assert set(zip(run.table["scenario"], run.table["client"], strict=True)) == {
+        ("latency", "gradio-b64"),
+        ("mcp", "gradio-b64"),
+        ("mcp", "mcp"),
+    }
+    assert run.table["ok"].all() and run.table["t_recv"].isna().all()  # no ledger join
+    assert run.meta["client_setup"]["target/mcp"]["endpoint"] == "/gradio_api/mcp/"
+    assert "footprint" not in run.meta["servers"]["target"]  # not a server this run started
+
+
+def test_the_mcp_client_runs_in_every_driver(tmp_path: Path) -> None:
+    """Like every client: Locust's users (latency), the bursts' and the open loop's threads."""
+    args = ("--servers", "gradio", "--clients", "mcp", "--scenarios", "latency,collisions,open-loop")
+    run = _smoke_run(tmp_path, *args)
+    assert not run.partial, run.partial_reasons
+    assert set(run.table["client"]) == {"mcp"} and set(run.table["scenario"]) == {
+        "latency",
+        "collisions",
+        "open-loop",
+    }
+    assert run.table["ok"].all() and (run.table["endpoint"] == "mcp:remove_background").all()
+    assert run.table.loc[run.table["scenario"] == "open-loop", "t_scheduled"].notna().all()

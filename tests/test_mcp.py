@@ -11,59 +11,22 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import anyio
 import httpx
 import numpy as np
 import pytest
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, ImageContent, TextContent
+from mcp.types import TextContent
 from PIL import Image
 
+from loadtests.clients import make_client
+from loadtests.clients.mcp_protocol import image_data
 from loadtests.serverproc import ServerProcess
+from loadtests.session import PlainSession
 from tests.helpers import gradio_http
 from tests.helpers.common import PHOTO, StartServer
+from tests.helpers.mcp_sdk import MCP_PATHS, TOOL, call_tool, mcp_session_calls, tool_png
 from tests.helpers.servers import sim_server
 
 PHOTO_B64 = base64.b64encode(PHOTO).decode()
-MCP_PATHS = {"gradio": "/gradio_api/mcp/", "fastapi": "/mcp", "fastapi-naive": "/mcp"}
-TOOL = "remove_background"
-
-
-def mcp_url(server: ServerProcess) -> str:
-    return server.url + MCP_PATHS[server.kind]
-
-
-def mcp_session_calls(server: ServerProcess, *calls: dict[str, Any], request_id: str | None = None) -> Any:
-    """Open one session; list the tools, then make each call. ``request_id`` goes on every HTTP request."""
-
-    async def run() -> tuple[list[Any], list[CallToolResult]]:
-        headers = {"X-Request-ID": request_id} if request_id else {}
-        async with (
-            httpx.AsyncClient(headers=headers, timeout=120) as http,
-            streamable_http_client(mcp_url(server), http_client=http) as (read, write, _),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
-            tools = (await session.list_tools()).tools
-            results = [await session.call_tool(TOOL, arguments) for arguments in calls]
-        return tools, results
-
-    return anyio.run(run)
-
-
-def call_tool(
-    server: ServerProcess, arguments: dict[str, Any], request_id: str | None = None
-) -> CallToolResult:
-    return mcp_session_calls(server, arguments, request_id=request_id)[1][0]
-
-
-def tool_png(result: CallToolResult) -> bytes:
-    assert not result.isError, result.content
-    images = [item for item in result.content if isinstance(item, ImageContent)]
-    assert len(images) == 1, result.content
-    assert images[0].mimeType == "image/png"
-    return base64.b64decode(images[0].data)
 
 
 def rest_png(server: ServerProcess, data: bytes) -> bytes:
@@ -221,3 +184,19 @@ def test_u2netp_tool_answers_the_rest_endpoints_image(server_factory: StartServe
         assert np.array_equal(pixels(png), pixels(rest)), kind
         if kind == "fastapi":
             assert png == rest
+
+
+@pytest.mark.parametrize("kind", ["gradio", "fastapi"])
+def test_load_generators_client_receives_the_sdk_clients_image(sim_servers: dict, kind: str) -> None:
+    """The load generator speaks Streamable HTTP itself (no SDK inside Locust's gevent users):
+    the image it gets for the photo is, byte for byte, the one the SDK's own client gets."""
+    server = sim_servers[kind]
+    client = make_client("mcp", PHOTO)
+    session = PlainSession(server.url)
+    client.prepare(session, time.time() + 30)
+    assert client.preparation["endpoint"] == MCP_PATHS[kind]
+    request_id = f"load-{uuid.uuid4().hex}"
+    ours = base64.b64decode(image_data(client.call_tool(session, request_id, time.time() + 30)))
+    assert ours == tool_png(call_tool(server, {"image": PHOTO_B64}))
+    (row,) = [row for row in ledger(server)["requests"] if row["request_id"] == request_id]
+    assert (row["endpoint"], row["status"]) == (f"mcp:{TOOL}", 200)

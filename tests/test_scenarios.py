@@ -15,6 +15,7 @@ from loadtests.scenarios import (
     ArrivalSchedule,
     CollisionsScenario,
     LatencyScenario,
+    McpScenario,
     OpenLoopScenario,
     SpikeScenario,
     ThroughputScenario,
@@ -25,7 +26,7 @@ from loadtests.scenarios import (
 )
 from reports.metrics.points import measured_window
 from reports.metrics.rules import ValidityRules
-from reports.schema import PointRecord
+from reports.schema import PointRecord, ScenarioName
 
 RULES = ValidityRules()
 
@@ -169,6 +170,23 @@ def test_the_quick_profile_sweeps_three_loads_with_p90_pooled_over_three_trials(
     for phase in sweep:
         measured_per_trial = phase.target_requests - 1 - RULES.warmup_requests_per_user * (phase.users or 1)
         assert measured_per_trial * quick.repeat >= RULES.min_samples_p90
-    # the no-lock control only in the collision burst; everything else on every server
-    assert quick.scenario_servers == {"throughput": ("gradio", "fastapi")}
+    # the no-lock control only in the collision burst (and not in mcp, when chosen); everything
+    # else on every server
+    assert quick.scenario_servers == {"throughput": ("gradio", "fastapi"), "mcp": ("gradio", "fastapi")}
     assert set(quick.default_scenarios) == {"throughput", "collisions"}
+
+
+def test_the_mcp_scenario_pairs_each_servers_rest_base64_client_with_mcp() -> None:
+    mcp = McpScenario(saturating_users=4, percentile="p90")
+    assert mcp.clients("gradio") == ("gradio-b64", "mcp") and mcp.clients("fastapi") == ("fastapi-b64", "mcp")
+    single, saturating = mcp.phases(RULES, repeat=5)
+    assert (single.label, single.users, saturating.label, saturating.users) == ("users=1", 1, "users=4", 4)
+    for phase in (single, saturating):  # p90 pooled over the 5 trials, after each trial's warm-up cut
+        measured = phase.target_requests - 1 - RULES.warmup_requests_per_user * (phase.users or 1)
+        assert measured * 5 >= RULES.min_samples_p90 and phase.scenario == ScenarioName.MCP
+    # every profile can run it; the full one does by default, on gradio and fastapi (the no-lock
+    # control only when --servers names it)
+    for profile in PROFILES.values():
+        assert isinstance(profile.scenarios[ScenarioName.MCP], McpScenario), profile.name
+    assert ScenarioName.MCP in PROFILES["full"].default_scenarios
+    assert PROFILES["full"].scenario_servers[ScenarioName.MCP] == ("gradio", "fastapi")

@@ -76,3 +76,26 @@ def test_a_unit_limited_to_some_servers_and_a_first_trial_only_unit() -> None:
 def test_an_unknown_order_is_refused() -> None:
     with pytest.raises(ValueError, match="interleaved, random"):
         list(trial_rounds([], PAIRS, 1, "alphabetical", 1))  # type: ignore[arg-type]
+
+
+def test_a_unit_limited_to_some_clients_runs_only_their_pairs() -> None:
+    """The mcp scenario brings its own clients (REST base64 and MCP on each server): its rounds
+    run only those pairs, interleaved per server; the other scenarios never run them."""
+    pairs = [
+        "gradio/gradio-b64",
+        "gradio/mcp",
+        "fastapi/fastapi",
+        "fastapi/fastapi-b64",
+        "fastapi/mcp",
+    ]
+    mcp = Unit("mcp", (0,), clients=frozenset({"gradio-b64", "fastapi-b64", "mcp"}))
+    sweep = Unit("throughput", (0,), clients=frozenset({"gradio-b64", "fastapi"}))
+    rounds = list(trial_rounds([sweep, mcp], pairs, 1, "interleaved", 1))
+    assert [r.order for r in rounds] == [
+        ("gradio/gradio-b64", "fastapi/fastapi"),
+        ("gradio/gradio-b64", "gradio/mcp", "fastapi/fastapi-b64", "fastapi/mcp"),
+    ]
+    assert scenario_units("mcp", 2, chained=False, clients=mcp.clients) == [
+        mcp,
+        Unit("mcp", (1,), clients=mcp.clients),
+    ]

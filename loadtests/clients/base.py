@@ -12,12 +12,15 @@ import base64
 import binascii
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from loadtests.session import DeadlineExceeded, Response, Session
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# a client whose protocol every server family speaks (MCP: one tool at a path per family)
+ANY_FAMILY = "any"
 
 
 @dataclass
@@ -56,7 +59,7 @@ class Client(ABC):
     """One protocol; built once per image, then called concurrently from many users."""
 
     name: ClassVar[str]
-    family: ClassVar[str]  # the server family it speaks to: "fastapi" or "gradio"
+    family: ClassVar[str]  # the server family it speaks to: "fastapi", "gradio" or ANY_FAMILY
     description: ClassVar[str]
 
     def __init__(self, image: bytes, content_type: str) -> None:
@@ -64,6 +67,13 @@ class Client(ABC):
         self.content_type = content_type
         # encoded once: the base64 cost belongs to the client's setup, not to each request
         self.image_b64 = base64.b64encode(image).decode("ascii")
+        # what prepare() found or measured, for run.json's ``client_setup`` ({}: nothing to say)
+        self.preparation: dict[str, Any] = {}
+
+    @classmethod
+    def speaks_to(cls, family: str) -> bool:
+        """Whether this client's protocol is served by servers of ``family``."""
+        return cls.family in (family, ANY_FAMILY)
 
     def prepare(self, session: Session, deadline: float) -> None:  # noqa: B027 (optional hook)
         """One-off discovery before the first call (e.g. Gradio's fn_index); may raise."""
@@ -129,3 +139,20 @@ def b64_png_size(text: object, what: str, status: int) -> int:
         raise CallError("bad result", f"{what} is not a PNG", status)
     padding = 2 if text.endswith("==") else 1 if text.endswith("=") else 0
     return length // 4 * 3 - padding
+
+
+def sse_events(lines: Iterable[bytes]) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs of a server-sent event stream, given its lines without their
+    terminators; event is "" when unnamed."""
+    event, data_lines = "", []
+    for line in lines:
+        if not line:
+            if data_lines or event:
+                yield event, "\n".join(data_lines)
+            event, data_lines = "", []
+        elif line.startswith(b"event:"):
+            event = line[6:].strip().decode()
+        elif line.startswith(b"data:"):
+            data_lines.append(line[5:].strip().decode())
+    if data_lines or event:
+        yield event, "\n".join(data_lines)

@@ -7,31 +7,22 @@ Never ``/gradio_api/run/<name>``: off Spaces it bypasses the queue and its concu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from urllib3 import encode_multipart_formdata
 
-from loadtests.clients.base import CallError, Client, ExchangeResult, b64_png_size, expect_status, png_size
-from loadtests.session import Session, Stream
+from loadtests.clients.base import (
+    CallError,
+    Client,
+    ExchangeResult,
+    b64_png_size,
+    expect_status,
+    png_size,
+    sse_events,
+)
+from loadtests.session import Session
 
 API = "/gradio_api"
-
-
-def sse_events(stream: Stream) -> Iterator[tuple[str, str]]:
-    """(event, data) pairs of a server-sent event stream; event is "" when unnamed."""
-    event, data_lines = "", []
-    for line in stream.lines:
-        if not line:
-            if data_lines or event:
-                yield event, "\n".join(data_lines)
-            event, data_lines = "", []
-        elif line.startswith(b"event:"):
-            event = line[6:].strip().decode()
-        elif line.startswith(b"data:"):
-            data_lines.append(line[5:].strip().decode())
-    if data_lines or event:
-        yield event, "\n".join(data_lines)
 
 
 def _post_json(session: Session, path: str, payload: dict[str, Any], request_id: str, deadline: float) -> Any:
@@ -53,7 +44,7 @@ def _call(session: Session, api_name: str, data: list[Any], request_id: str, dea
     with session.stream("GET", path, deadline=deadline) as stream:
         if stream.status != 200:
             raise CallError("http", f"{path} answered {stream.status}", stream.status)
-        for event, payload in sse_events(stream):
+        for event, payload in sse_events(stream.lines):
             if event == "complete":
                 outputs = json.loads(payload)
                 if not isinstance(outputs, list) or not outputs:
@@ -136,7 +127,7 @@ class GradioQueue(Client):
         with session.stream("GET", path, deadline=deadline) as stream:
             if stream.status != 200:
                 raise CallError("http", f"queue/data answered {stream.status}", stream.status)
-            for _event, payload in sse_events(stream):
+            for _event, payload in sse_events(stream.lines):
                 message = json.loads(payload) if payload else {}
                 kind = message.get("msg")
                 if kind == "estimation" and rank is None:

@@ -13,7 +13,9 @@ DataFrames (the table of ``reports.schema``, the raw ledger, Gradio's traces) an
 - ``summaries``: each point over its trials, with intervals, and paired comparisons;
 - ``sweeps``: the knee of each load sweep;
 - ``profiler``: the ledger against Gradio's own profiler traces;
-- ``deploy``: the "which should I deploy?" comparison and its verdict.
+- ``deploy``: the "which should I deploy?" comparison and its verdict;
+- ``mcp``: what an MCP tool call costs against REST on each server (the ``mcp`` scenario);
+- ``footprint``: each started server's start-up time and memory, as run.json recorded them.
 
 This file stays free of imports: ``import reports.metrics.rules`` must not pull pandas.
 """

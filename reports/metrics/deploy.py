@@ -32,6 +32,11 @@ GRADIO_CLIENTS: tuple[str, ...] = ("gradio-file", "gradio-b64", "gradio-queue")
 # Documented behaviour (docs/design.md §4, gradio 6.31.0); a run measures none of it.
 DOCUMENTED_FACTS: tuple[str, ...] = (
     "ZeroGPU on Hugging Face Spaces needs gradio (`@spaces.GPU`); off Spaces that decorator is a no-op.",
+    "`gvf export-space DIR` writes the gradio server as a ready-to-push Space (its model call wrapped in "
+    "`@spaces.GPU(duration=…)`). A Space changes numbers no run here measures: on ZeroGPU each call first "
+    "waits for a GPU to be allocated to it (queue priority follows `duration`), a cold start reloads the "
+    "model, and per-user GPU quotas apply. Measure a deployed Space with "
+    "`gvf run --target-url https://OWNER-NAME.hf.space` (no ledger join; latency includes the internet).",
     "`launch(mcp_server=True)` (with `gradio[mcp]`) exposes every public `@app.api` as an MCP tool at "
     "/gradio_api/mcp/.",
     "Gradio's queue serialises the whole function (pre, model and post) per `concurrency_limit`, default 1; "

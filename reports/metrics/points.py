@@ -32,7 +32,12 @@ from reports.metrics.rules import BASELINE_SCENARIO, INVALID, VALID, ValidityRul
 from reports.schema import PointRecord, ScenarioName
 
 # Scenarios whose users stay at the configured count for the whole point (closed loop).
-CLOSED_LOOP_SCENARIOS: tuple[str, ...] = (ScenarioName.LATENCY, ScenarioName.THROUGHPUT, ScenarioName.SPIKE)
+CLOSED_LOOP_SCENARIOS: tuple[str, ...] = (
+    ScenarioName.LATENCY,
+    ScenarioName.THROUGHPUT,
+    ScenarioName.SPIKE,
+    ScenarioName.MCP,
+)
 
 
 @dataclass

@@ -11,7 +11,10 @@ measured request is joined to its trace and two spans are set side by side:
 - function: the ledger's t_send − t_admit (the function's own span) against Gradio's call.
 
 Per gradio point (its trials pooled) the medians of the differences (ledger − Gradio) are
-reported; where either exceeds ``max_profiler_disagreement_s`` the point says so in a note.
+reported; where either exceeds ``max_profiler_disagreement_s`` the point says so in a note. An MCP
+tool call is the exception for the wait: its ledger row starts at the ``tools/call`` request,
+Gradio's queue wait at the loopback ``/queue/join`` Gradio makes to run the tool, so their
+difference is that hop (reports.metrics.mcp), not a disagreement.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pandas as pd
 
 from reports.metrics.points import PointMetrics, measured_rows
 from reports.metrics.rules import ValidityRules
+from reports.schema import MCP_ENDPOINT_PREFIX
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,16 @@ def profiler_checks(
         joined = joined_traces(rows, traces)
         wait = _median(joined["ledger_wait"] - joined["gradio_wait"])
         call = _median(joined["ledger_call"] - joined["gradio_call"])
-        checks.append(
-            ProfilerCheck(*key, n_requests, len(joined), wait, call, _note(wait, call, joined, rules))
-        )
+        mcp = bool(len(rows)) and rows["endpoint"].astype(str).str.startswith(MCP_ENDPOINT_PREFIX).all()
+        note = _note(None if mcp else wait, call, joined, rules)
+        if mcp and wait is not None:
+            difference = f"{wait * 1e3:+.1f}".replace("-", "−")
+            hop = (
+                f"MCP tool calls: the wait difference ({difference} ms) is Gradio's loopback hop into "
+                "its own queue (the ledger's wait starts at the tools/call request), not a disagreement"
+            )
+            note = f"{note}; {hop}" if note else hop
+        checks.append(ProfilerCheck(*key, n_requests, len(joined), wait, call, note))
     return checks
 
 
