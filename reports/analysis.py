@@ -1,5 +1,6 @@
 """One run analysed: its rules, per-trial metrics, per-point summaries, knees, Gradio's second
-opinion and the deploy recommendation.
+opinion, the deploy recommendation, and where the run has them the abandon scenario's goodput
+and the soak's resource trends.
 
 ``analyse`` is the one place a loaded run becomes numbers: the report builder and the
 notebook call it rather than chaining the ``reports.metrics`` functions themselves.
@@ -10,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reports.load import LoadedRun
+from reports.metrics.abandon import AbandonSummary, abandon_summaries
 from reports.metrics.deploy import Recommendation, recommend
 from reports.metrics.points import PointMetrics, point_metrics
 from reports.metrics.profiler import ProfilerCheck, profiler_checks
 from reports.metrics.rules import ValidityRules, rules_from_mapping
+from reports.metrics.soak import ResourceTrend, resource_trends
 from reports.metrics.summaries import PointSummary, summarise
 from reports.metrics.sweeps import Knee, knees
 
@@ -29,6 +32,8 @@ class RunAnalysis:
     knees: list[Knee]
     recommendation: Recommendation
     profiler: list[ProfilerCheck]  # gradio points: the ledger against Gradio's own profiler
+    abandon: list[AbandonSummary]  # the abandon scenario's points: goodput and wasted GPU time
+    soak: list[ResourceTrend]  # the soak's points: memory slope and what the server held
 
     @property
     def device(self) -> str:
@@ -54,4 +59,6 @@ def analyse(run: LoadedRun) -> RunAnalysis:
         knees(summaries, rules),
         recommend(summaries, rules, device, run.lock_scope("fastapi")),
         profiler,
+        abandon_summaries(run.table, summaries, run.points),
+        resource_trends(run.resources, rules, run.run_id),
     )
