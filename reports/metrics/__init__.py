@@ -13,7 +13,9 @@ DataFrames (the table of ``reports.schema``, the raw ledger, Gradio's traces) an
 - ``summaries``: each point over its trials, with intervals, and paired comparisons;
 - ``sweeps``: the knee of each load sweep;
 - ``profiler``: the ledger against Gradio's own profiler traces;
-- ``deploy``: the "which should I deploy?" comparison and its verdict.
+- ``deploy``: the "which should I deploy?" comparison and its verdict;
+- ``abandon``: the abandon scenario's goodput and GPU time spent on answers nobody received;
+- ``soak``: a soak's memory slope per 1,000 requests and its verdict.
 
 This file stays free of imports: ``import reports.metrics.rules`` must not pull pandas.
 """
