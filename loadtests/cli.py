@@ -113,6 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="run gradio servers with Gradio's profiler (GRADIO_PROFILING=1) and keep its traces per "
         "point in profiling.jsonl (default on: it costs no measurable time per request, see the README)",
     )
+    run.add_argument(
+        "--client-timeout-s",
+        type=float,
+        default=None,
+        help="clients give up S seconds after a request was due (scheduled, or sent in closed loop): "
+        "they close the connection (FastAPI) or the SSE stream (Gradio) and the row is 'abandoned'. "
+        "In every scenario every request, except in abandon: there its impatient share (default: "
+        "abandon's timeout_factor x the fastest single-stream latency; elsewhere none: a request "
+        "waits up to the profile's request timeout)",
+    )
+    run.add_argument(
+        "--soak-s",
+        type=float,
+        default=None,
+        help="the soak scenario's duration in seconds (default: the profile's)",
+    )
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
 
     serve = commands.add_parser("serve", help="start python -m servers KIND ... in the foreground")
@@ -195,6 +211,7 @@ def run_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Ru
     from loadtests.provenance import gpu_name
     from loadtests.scenarios import PROFILES, SCENARIOS
     from loadtests.targets import UnknownServerKind, split_server_arg
+    from reports.schema import ScenarioName
 
     profile = PROFILES[args.profile or ("full" if gpu_name() is not None else "quick")]
     scenarios = args.scenarios or list(profile.default_scenarios)
@@ -222,6 +239,16 @@ def run_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Ru
         if args.budget_s <= 0:
             parser.error("--budget-s must be > 0")
         profile = dataclasses.replace(profile, budget_s=args.budget_s)
+    for flag, value, scenario, field in (
+        ("--client-timeout-s", args.client_timeout_s, ScenarioName.ABANDON, "client_timeout_s"),
+        ("--soak-s", args.soak_s, ScenarioName.SOAK, "soak_s"),
+    ):
+        if value is None:
+            continue
+        if value <= 0:
+            parser.error(f"{flag} must be > 0")
+        changed = dataclasses.replace(profile.scenarios[scenario], **{field: value})
+        profile = dataclasses.replace(profile, scenarios={**profile.scenarios, scenario: changed})
     return RunOptions(
         profile=profile,
         servers=servers,
@@ -241,6 +268,7 @@ def run_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Ru
         # and means nothing for --target-url's one server
         scenario_servers={} if args.servers or args.target_url else dict(profile.scenario_servers),
         gradio_profiling=args.gradio_profiling,
+        client_timeout_s=args.client_timeout_s,
     )
 
 

@@ -10,8 +10,9 @@ Used two ways:
   :attr:`GvfUser.client_under_test` and runs a :class:`StepShape` on a local or master runner;
 - as the locustfile of ``--workers`` processes (``locust -f loadtests/locustfile.py
   --worker``): the client comes from ``GVF_CLIENT`` / ``GVF_IMAGE`` / ``GVF_TIMEOUT_S``
-  and each result is forwarded to the master as a ``gvf_result`` message, so the workers'
-  rows reach the one table the master writes.
+  (the client timeout from ``GVF_CLIENT_TIMEOUT_S``, when set) and each result is forwarded
+  to the master as a ``gvf_result`` message, so the workers' rows reach the one table the
+  master writes.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class GvfUser(User):
     wait_time = constant(0)
     client_under_test: ClassVar[Client | None] = None  # set by the closed-loop driver in-process
     timeout_s: ClassVar[float] = float(os.environ.get("GVF_TIMEOUT_S", "120"))
+    # the client timeout: a request gives up this long after it was sent (None: never)
+    give_up_s: ClassVar[float | None] = (
+        float(os.environ["GVF_CLIENT_TIMEOUT_S"]) if os.environ.get("GVF_CLIENT_TIMEOUT_S") else None
+    )
 
     def on_start(self) -> None:
         self.gvf_client = self.client_under_test or _client_from_environment()
@@ -61,7 +66,9 @@ class GvfUser(User):
     @task
     def logical_request(self) -> None:
         request_id = uuid.uuid4().hex
-        result = self.gvf_client.call(self.session, request_id, time.time() + self.timeout_s)
+        now = time.time()
+        give_up_at = None if self.give_up_s is None else now + self.give_up_s
+        result = self.gvf_client.call(self.session, request_id, now + self.timeout_s, give_up_at)
         self.environment.events.request.fire(
             request_type="LOGICAL",
             name=self.gvf_client.name,

@@ -47,10 +47,20 @@ class PointMeasurement:
             f"{self.scope.target.label} / {self.scope.client} / {self.phase.label}: {text}"
         )
 
-    def finish(self, t_start: float, t_end: float, t_drain_end: float | None, note: str) -> PointRecord:
-        """Close the point over its window [t_start, t_end] (open loop: and its drain) and record it."""
+    def finish(
+        self,
+        t_start: float,
+        t_end: float,
+        t_drain_end: float | None,
+        note: str,
+        peak_gpu_bytes: int | None = None,
+    ) -> PointRecord:
+        """Close the point over its window [t_start, t_end] (open loop: and its drain) and record
+        it. ``peak_gpu_bytes``: a peak the driver saw before the ledger's last reset (a soak's
+        samples reset it), kept where it is higher than the ledger's."""
         scope = self.scope
         ledger = scope.target.pull_ledger(scope.recorder)
+        peaks = [p for p in (ledger.get("peak_gpu_bytes"), peak_gpu_bytes) if p is not None]
         if scope.target.profiler is not None:
             scope.target.profiler.end_point(t_start)
         if self.backlog:
@@ -69,11 +79,13 @@ class PointMeasurement:
             t_end=t_end,
             t_drain_end=t_drain_end,
             load_cpu_percent=self._meter.stop(),
-            peak_gpu_bytes=ledger.get("peak_gpu_bytes"),
+            peak_gpu_bytes=max(peaks) if peaks else None,
             dropped=int(ledger.get("dropped") or 0),
             note=note,
             trial=scope.trial,
             backlog=self.backlog,
+            give_up_s=self.phase.give_up_s,
+            give_up_share=None if self.phase.give_up_s is None else self.phase.give_up_share,
         )
         scope.run_record.add_point(point)
         scope.progress.event(

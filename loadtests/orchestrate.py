@@ -17,9 +17,10 @@ measurement (:mod:`loadtests.measure`) that writes run.json's points, wait for i
 round predicted not to fit the time budget is skipped on every server (:mod:`loadtests.budget`).
 At the end each server's ledger is joined into the table and the server stopped.
 
-Open-loop rates are fractions of the fastest server's single-stream rate, measured by the
-first trial of the ``latency`` scenario, which then runs first (and is added, for that trial
-only, when not chosen).
+Open-loop rates (and the abandon and soak scenarios') are fractions of the fastest server's
+single-stream rate, measured by the first trial of the ``latency`` scenario, which then runs
+first (and is added, for that trial only, when not chosen). A soak runs in the first trial only,
+its server's resources sampled (:mod:`loadtests.resources`).
 
 This module runs inside a gevent-patched process (Locust is a library here): ``gvf run``
 imports Locust before anything else. Ctrl-C, SIGTERM or a server that dies stops every
@@ -35,7 +36,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -44,11 +45,21 @@ from typing import Any
 from loadtests import budget, provenance
 from loadtests.clients import CLIENTS, DEFAULT_CLIENTS, SERVER_FAMILY, CallResult, Client, make_client
 from loadtests.drivers import DRIVERS, DriverInput, ResultSink
+from loadtests.drivers.base import SampleResources
 from loadtests.measure import PointScope, measure_point
 from loadtests.profiler import PROFILING_ENV, ProfilerTraces
 from loadtests.progress import Progress
 from loadtests.recorder import Recorder, make_row
-from loadtests.scenarios import McpScenario, OpenLoopScenario, Phase, Profile, Scenario
+from loadtests.resources import sampler_for
+from loadtests.scenarios import (
+    AbandonScenario,
+    McpScenario,
+    OpenLoopScenario,
+    Phase,
+    Profile,
+    Scenario,
+    SoakScenario,
+)
 from loadtests.serverproc import ServerStartError, start_server
 from loadtests.session import LocustSession, PlainSession
 from loadtests.targets import (
@@ -93,6 +104,9 @@ class RunOptions:
     # run gradio servers with Gradio's profiler and collect its traces (README "Load tests": on
     # by default, its cost per request is not measurable against the 2 ms disagreement it checks)
     gradio_profiling: bool = True
+    # every request gives up this many seconds after it was due (--client-timeout-s; the abandon
+    # scenario applies it to its impatient share only, through its own client_timeout_s)
+    client_timeout_s: float | None = None
 
 
 @dataclass
@@ -190,6 +204,7 @@ class BenchmarkRun:
             "client_setup": {},
             "target_url": options.target_url,
             "gradio_profiling": {"enabled": options.gradio_profiling, "file": None},
+            "client_timeout_s": options.client_timeout_s,
         }
 
     # -- the whole run
@@ -242,14 +257,16 @@ class BenchmarkRun:
         added for the first trial when not chosen)."""
         profile = self.options.profile
         chosen = self._chosen()
-        added_latency = ScenarioName.OPEN_LOOP in chosen and ScenarioName.LATENCY not in chosen
-        if ScenarioName.OPEN_LOOP in chosen:
+        rated = [s for s in chosen if isinstance(profile.scenarios[s], OpenLoopScenario | SoakScenario)]
+        added_latency = bool(rated) and ScenarioName.LATENCY not in chosen
+        if rated:
             chosen = [ScenarioName.LATENCY, *(s for s in chosen if s != ScenarioName.LATENCY)]
         if added_latency:
             self.run_json.data["added_scenarios"].append(
                 {
                     "name": ScenarioName.LATENCY,
-                    "why": "open-loop rates need every server's single-stream rate (first trial only)",
+                    "why": f"{', '.join(rated)} rates need every server's single-stream rate "
+                    "(first trial only)",
                 }
             )
             latency = profile.scenarios[ScenarioName.LATENCY]
@@ -261,9 +278,11 @@ class BenchmarkRun:
         units: list[Unit] = []
         for name in chosen:
             scenario = profile.scenarios[name]
-            # open-loop points have no rates before the first latency trial: counted, not built
-            open_loop = isinstance(scenario, OpenLoopScenario)
-            count = len(scenario.fractions) if open_loop else len(self._phases(name))
+            # rated points have no rates before the first latency trial: counted, not built
+            if isinstance(scenario, OpenLoopScenario):
+                count = len(scenario.fractions)
+            else:
+                count = 1 if isinstance(scenario, SoakScenario) else len(self._phases(name))
             kinds = self.options.scenario_servers.get(name)
             targets = {pair.target.label: pair.target for pair in self.pairs.values()}.values()
             units += scenario_units(
@@ -271,7 +290,8 @@ class BenchmarkRun:
                 count,
                 chained=scenario.chained,
                 servers=frozenset(kinds) if kinds is not None else None,
-                first_trial_only=added_latency and name == ScenarioName.LATENCY,
+                first_trial_only=(added_latency and name == ScenarioName.LATENCY)
+                or isinstance(scenario, SoakScenario),
                 clients=frozenset(c for target in targets for c in self._clients_for(target, scenario)),
             )
         return units
@@ -281,8 +301,8 @@ class BenchmarkRun:
         if name not in self.phases:
             scenario = self.options.profile.scenarios[name]
             repeat = self.options.repeat
-            if isinstance(scenario, OpenLoopScenario):
-                # the fastest of the pairs that run open loop (another scenario's pairs, e.g.
+            if isinstance(scenario, OpenLoopScenario | SoakScenario):
+                # the fastest of the pairs that run a rated scenario (another scenario's pairs, e.g.
                 # mcp's, may have a single-stream rate too)
                 fastest = max(
                     (
@@ -294,13 +314,17 @@ class BenchmarkRun:
                 )
                 if fastest is None:
                     raise RuntimeError(
-                        "open-loop needs a single-stream rate: the latency scenario left no measured "
+                        f"{name} needs a single-stream rate: the latency scenario left no measured "
                         "(post-warm-up) request"
                     )
                 self.run_json.data["open_loop_base_rps"] = fastest
-                self.phases[name] = scenario.phases(self.rules, fastest, repeat)
+                phases = scenario.phases(self.rules, fastest, repeat)
             else:
-                self.phases[name] = scenario.phases(self.rules, repeat)
+                phases = scenario.phases(self.rules, repeat)
+            client_timeout_s = self.options.client_timeout_s
+            if client_timeout_s is not None and not isinstance(scenario, AbandonScenario):
+                phases = [replace(phase, give_up_s=client_timeout_s) for phase in phases]
+            self.phases[name] = phases
         return self.phases[name]
 
     def _clients_for(self, target: Target, scenario: Scenario | None = None) -> list[str]:
@@ -387,7 +411,7 @@ class BenchmarkRun:
         ]
         log_path = self.run_dir / f"server-{label}.log"
         self.progress.event(f"starting {label}: python -m servers {label} {' '.join(args)}")
-        temp_dir = self.run_dir / "tmp" / label  # Gradio makes its own directory inside it
+        temp_dir = self._temp_dir(label)
         temp_dir.mkdir(parents=True, exist_ok=True)
         env = {"GRADIO_TEMP_DIR": str(temp_dir)}
         profiling = self.options.gradio_profiling and SERVER_FAMILY[label] == "gradio"
@@ -525,6 +549,8 @@ class BenchmarkRun:
                 rules=self.rules,
                 open_loop=scenario if isinstance(scenario, OpenLoopScenario) else None,
                 seed=self.options.seed,
+                soak=scenario if isinstance(scenario, SoakScenario) else None,
+                sample_resources=self._sampler(pair, trial),
             )
             output = DRIVERS[scenario.driver](job)
             if scenario.driver == "closed-loop":
@@ -532,6 +558,23 @@ class BenchmarkRun:
             self._wait_idle(target)
         finally:
             target.pause()
+
+    def _sampler(self, pair: Pair, trial: int) -> SampleResources | None:
+        """How a soak samples the pair's server: only one gvf started (it reads its process)."""
+        target = pair.target
+        if target.process is None:
+            return None
+        tags: dict[str, str | int] = {
+            "run_id": self.run_id,
+            "server": target.label,
+            "client": pair.client.name,
+            "trial": trial,
+        }
+        return sampler_for(target, self.recorder, tags, self._temp_dir(target.label))
+
+    def _temp_dir(self, label: str) -> Path:
+        """Where a started server's temp files go (GRADIO_TEMP_DIR; Gradio makes its own folder in it)."""
+        return self.run_dir / "tmp" / label
 
     def _sink(self, pair: Pair, trial: int) -> ResultSink:
         def append(result: CallResult, phase: Phase, t_scheduled: float | None, worker: str) -> None:

@@ -47,15 +47,30 @@ class ProfilerTraces:
         late = self._pull()
         if server_idle:
             self._save([*self._pending, *late])
-            request = urllib.request.Request(self.url + _CLEAR, method="POST", data=b"")
-            with urllib.request.urlopen(request, timeout=30) as response:
-                response.read()
-            self._saved.clear()
-            self._starts, self._tags, self._pending = [], [], []
+            self._clear()
+            self._starts, self._tags = [], []
         else:  # a chained point: some may be its own, sent before it was set up
             self._pending += late
         self._starts.append(time.time())  # until end_point gives the window's own start
         self._tags.append(dict(tags))
+
+    def drain(self, server_idle: bool) -> None:
+        """Inside a point (a soak's samples): where the server holds no request, save the traces
+        so far and empty the collector. Gradio keeps up to 100,000 traces in the server's memory,
+        which a soak would otherwise count as the server's own growth; a trace is added when its
+        event completes, so one still to come cannot be lost between the pull and the clear."""
+        if not server_idle or not self._tags:
+            return
+        self._save([*self._pending, *self._pull()])
+        self._clear()
+        self._starts, self._tags = self._starts[-1:], self._tags[-1:]
+
+    def _clear(self) -> None:
+        request = urllib.request.Request(self.url + _CLEAR, method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+        self._saved.clear()
+        self._pending = []
 
     def end_point(self, t_start: float | None = None) -> None:
         """Save the traces so far; ``t_start``: where the point's window opened (a closed loop's

@@ -1,8 +1,9 @@
 """Where a run's numbers come from: run.json (kept in memory, rewritten atomically) and the
 facts it records about the load generator's machine — package versions, git SHA, CPU, GPU.
 
-:func:`gpu_name` is the project's one ``nvidia-smi`` probe: run.json's ``host.gpu`` and the
-``gvf run`` default profile (``full`` with a GPU, ``quick`` without) both come from it.
+:func:`gpu_name` and :func:`gpu_memory_by_pid` are the project's ``nvidia-smi`` probes: run.json's
+``host.gpu`` and the ``gvf run`` default profile (``full`` with a GPU, ``quick`` without) come
+from the first, a soak's GPU memory per server process from the second.
 """
 
 from __future__ import annotations
@@ -72,6 +73,20 @@ def gpu_name() -> str | None:
         return None
     names = _stdout(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], timeout_s=10).splitlines()
     return names[0].strip() if names else None
+
+
+def gpu_memory_by_pid() -> dict[int, int] | None:
+    """GPU memory in use per process id (bytes), as ``nvidia-smi --query-compute-apps`` reports it;
+    None without nvidia-smi or when the probe failed."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    command = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
+    used: dict[int, int] = {}
+    for line in _stdout(command, timeout_s=10).splitlines():
+        pid, _, mib = line.partition(",")
+        with contextlib.suppress(ValueError):
+            used[int(pid)] = used.get(int(pid), 0) + int(float(mib) * 2**20)
+    return used
 
 
 def _stdout(command: list[str], timeout_s: float) -> str:

@@ -5,7 +5,7 @@ each server :meth:`Recorder.join_ledger` fills the ledger columns of that server
 by request id and rewrites the table atomically. The raw ledger rows also go to
 ``ledger.jsonl`` (every row, failed requests' included), so a join that could not happen (a
 dead server) loses nothing that was pulled before it died; Gradio's profiler traces, where
-collected, go to ``profiling.jsonl``.
+collected, go to ``profiling.jsonl``; a soak's resource samples to ``resources.csv``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from reports.schema import (
     LEDGER_COLUMNS,
     LEDGER_FILE,
     PROFILING_FILE,
+    RESOURCE_COLUMNS,
+    RESOURCES_FILE,
     TABLE_FILE,
     RequestRow,
+    ResourceSample,
     as_record,
 )
 
@@ -80,6 +83,7 @@ class Recorder:
         self.table_path = run_dir / TABLE_FILE
         self.ledger_path = run_dir / LEDGER_FILE
         self.profiling_path = run_dir / PROFILING_FILE
+        self.resources_path = run_dir / RESOURCES_FILE
         self._lock = threading.Lock()
         new_file = not self.table_path.exists()
         self._file = open(self.table_path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open)
@@ -95,6 +99,15 @@ class Recorder:
                 return  # a request that outlived an interrupted run: the table is final
             self._writer.writerow(record)
             self._file.flush()
+
+    def append_resource(self, sample: ResourceSample) -> None:
+        """Append one resource sample to ``resources.csv`` (its header first), flushed at once."""
+        record = {name: _cell(getattr(sample, name)) for name in RESOURCE_COLUMNS}
+        with self._lock, open(self.resources_path, "a", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=RESOURCE_COLUMNS)
+            if out.tell() == 0:
+                writer.writeheader()
+            writer.writerow(record)
 
     def save_ledger(self, server: str, ledger_rows: Iterable[Mapping[str, Any]]) -> None:
         """Append raw ledger rows (tagged with the server kind) to ``ledger.jsonl``."""

@@ -1,13 +1,14 @@
 """Scenarios, their load points, and the profiles that size them.
 
 A scenario turns into *phases*, run by the driver it names (:mod:`loadtests.drivers`):
-closed-loop phases (Locust users), bursts and open-loop schedules. Every phase is one load
-point of the results table.
+closed-loop phases (Locust users), bursts, open-loop schedules and soaks. Every phase is one
+load point of the results table.
 
 Sizing is by sample count, not by time: a point ends once it holds the requests its
 percentiles need under :class:`reports.metrics.rules.ValidityRules` (warm-up cut included), or
 when its time box runs out. The open-loop rates are fractions of the fastest server's
-single-stream rate, measured by the ``latency`` scenario of the same run (docs/design.md §5).
+single-stream rate, measured by the ``latency`` scenario of the same run (docs/design.md §5);
+so are the rates of the ``abandon`` and ``soak`` scenarios.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ SMALL_IMAGE = DATA_DIR / "scene-256.jpg"
 LARGE_IMAGE = DATA_DIR / "scene-1080p.jpg"
 
 Percentile = Literal["p50", "p90", "p99"]
-DriverKind = Literal["closed-loop", "bursts", "open-loop"]  # the keys of loadtests.drivers.DRIVERS
+DriverKind = Literal["closed-loop", "bursts", "open-loop", "soak"]  # the keys of loadtests.drivers.DRIVERS
 
 
 def sample_floor(rules: ValidityRules, percentile: Percentile, repeat: int = 1) -> int:
@@ -61,6 +62,10 @@ class Phase:
     # until its fixed count of arrivals leaves this many after the cut
     min_measured: int = 0
     index: int = 0  # the point's place in its scenario (keys its open-loop arrival stream)
+    # the client timeout: a request gives up this many seconds after it was due (scheduled, or
+    # sent in closed loop), closing its connection; None: it waits up to the request timeout
+    give_up_s: float | None = None
+    give_up_share: float = 1.0  # the share of the point's requests that give up (open loop, bursts)
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,94 @@ class McpScenario:
         return (*(rest for own, rest in self.rest_clients if own == family), self.mcp_client)
 
 
+@dataclass(frozen=True)
+class AbandonScenario(OpenLoopScenario):
+    """Open loop above capacity, a share of the clients giving up after a timeout: what the
+    server delivers to clients still waiting (goodput) and what GPU time it spends on answers
+    nobody receives.
+
+    Open loop, not closed: arrivals keep coming whatever the server does, as real users do, so
+    every server is offered the same seeded stream (the same requests give up on each, by the
+    same rule) and a server that wastes its GPU on abandoned work falls further behind instead
+    of slowing its own offered load. A closed-loop user who gives up sends again at once, which
+    makes the offered load depend on the timeout itself."""
+
+    name: str = ScenarioName.ABANDON
+    # of the fastest single-stream rate: above what a server that serialises its whole request
+    # can serve, and above a GPU-stage lock's capacity wherever the GPU stage dominates
+    fractions: tuple[float, ...] = (2.0,)
+    percentile: Percentile = "p50"  # unused: the point is sized by ``arrivals``, judged on goodput
+    impatient_share: float = 0.5  # the share of the arrivals that give up at the timeout
+    timeout_factor: float = 4.0  # the timeout: this many times the fastest single-stream latency...
+    client_timeout_s: float | None = None  # ...unless given in seconds (gvf run --client-timeout-s)
+    requests: int = 200  # measured arrivals (after the warm-up cut) per trial
+
+    def phases(self, rules: ValidityRules, fastest_rate: float, repeat: int = 1) -> list[Phase]:
+        give_up_s = self.client_timeout_s or self.timeout_factor / fastest_rate
+        return [
+            Phase(
+                self.name,
+                f"rate={rate:.2f}/s",
+                None,
+                rate,
+                self.requests,
+                self.max_s,
+                self.requests,
+                index,
+                give_up_s=give_up_s,
+                give_up_share=self.impatient_share,
+            )
+            for index, rate in enumerate(fraction * fastest_rate for fraction in self.fractions)
+        ]
+
+
+@dataclass(frozen=True)
+class SoakScenario:
+    """A fixed rate (a fraction of the fastest single-stream rate, so the queue stays short) for
+    a fixed time (``--soak-s``), the server process's resources sampled every few seconds.
+
+    Runs in the first trial only: a soak is one long measurement of a process over time, its
+    interval comes from its own samples (reports.metrics.soak), and N trials would make it N
+    times as long."""
+
+    driver: ClassVar[DriverKind] = "soak"
+    chained: ClassVar[bool] = False
+    name: str = ScenarioName.SOAK
+    fraction: float = 0.5
+    soak_s: float = 300.0
+    sample_every_s: float = 2.0
+
+    def phases(self, rules: ValidityRules, fastest_rate: float, repeat: int = 1) -> list[Phase]:
+        rate = self.fraction * fastest_rate
+        target = max(math.ceil(rate * self.soak_s), 1)
+        return [Phase(self.name, f"rate={rate:.2f}/s", None, rate, target, self.soak_s)]
+
+    def arrivals(self, phase: Phase, seed: int) -> tuple[float, ...]:
+        """Seeded Poisson arrivals at the phase's rate over its time box (offsets in s)."""
+        assert phase.rate
+        rng = random.Random(seed)
+        offsets: list[float] = []
+        t = rng.expovariate(phase.rate)
+        while t < phase.max_s:
+            offsets.append(t)
+            t += rng.expovariate(phase.rate)
+        return tuple(offsets)
+
+
+def give_ups(phase: Phase, count: int, seed: int) -> list[float | None]:
+    """Each of a point's ``count`` requests: the seconds after which it gives up, or None.
+
+    ``phase.give_up_share`` of them give up (rounded to a whole count), chosen by a seeded draw
+    of their own, so that within a trial the same requests give up on every server."""
+    if phase.give_up_s is None:
+        return [None] * count
+    if phase.give_up_share >= 1:
+        return [phase.give_up_s] * count
+    draw = random.Random(f"give-up:{seed}")  # a stream apart from the arrivals' (seeded by the same)
+    chosen = set(draw.sample(range(count), round(phase.give_up_share * count)))
+    return [phase.give_up_s if index in chosen else None for index in range(count)]
+
+
 def _closed_phase(
     scenario: ClosedScenario, label: str, users: int, requests: int | None, rules: ValidityRules, repeat: int
 ) -> Phase:
@@ -198,7 +291,9 @@ def _closed_phase(
 
 
 ClosedScenario = LatencyScenario | CollisionsScenario | ThroughputScenario | SpikeScenario | McpScenario
-Scenario = ClosedScenario | OpenLoopScenario
+# scenarios whose rates are fractions of the fastest single-stream rate (known after `latency`)
+RatedScenario = OpenLoopScenario | SoakScenario
+Scenario = ClosedScenario | RatedScenario
 
 
 @dataclass(frozen=True)
@@ -288,6 +383,9 @@ PROFILES: dict[str, Profile] = {
         image=SMALL_IMAGE,
         server_args=("--sim-ms", "20"),
         request_timeout_s=20.0,
+        # abandon and soak only when named (the tests that check them do): the run every report
+        # test shares stays the five scenarios that make the comparison
+        default_scenarios=tuple(s for s in SCENARIOS if s not in (ScenarioName.ABANDON, ScenarioName.SOAK)),
         scenarios={
             ScenarioName.LATENCY: LatencyScenario(percentile="p50", max_s=3.0),
             ScenarioName.COLLISIONS: CollisionsScenario(burst_sizes=(2, 4), percentile="p50", max_s=3.0),
@@ -295,6 +393,8 @@ PROFILES: dict[str, Profile] = {
             ScenarioName.OPEN_LOOP: OpenLoopScenario(fractions=(0.5, 1.0), percentile="p50", max_s=1.5),
             ScenarioName.SPIKE: SpikeScenario(saturating_users=1, factor=4, percentile="p50", max_s=1.5),
             ScenarioName.MCP: McpScenario(percentile="p50", max_s=3.0),
+            ScenarioName.ABANDON: AbandonScenario(requests=30, max_s=3.0),
+            ScenarioName.SOAK: SoakScenario(soak_s=3.0, sample_every_s=0.5),
         },
         scenario_servers={ScenarioName.MCP: MCP_SERVERS},
     ),
@@ -324,13 +424,15 @@ PROFILES: dict[str, Profile] = {
             ScenarioName.OPEN_LOOP: OpenLoopScenario(fractions=(0.5, 1.0), percentile="p90", max_s=60.0),
             ScenarioName.SPIKE: SpikeScenario(saturating_users=2, percentile="p50", max_s=20.0),
             ScenarioName.MCP: McpScenario(saturating_users=3, percentile="p90", max_s=60.0),
+            ScenarioName.ABANDON: AbandonScenario(requests=120, max_s=60.0),
+            ScenarioName.SOAK: SoakScenario(soak_s=120.0, sample_every_s=1.0),
         },
     ),
     "full": Profile(
         name="full",
         description=(
-            "every scenario in 5 trials, each point sized so that its trials pooled reach p99 "
-            "(the spike p90) where its time box allows"
+            "every scenario in 5 trials (the soak once, 300 s), each point sized so that its trials "
+            "pooled reach p99 (the spike p90) where its time box allows"
         ),
         model="auto",
         image=LARGE_IMAGE,
@@ -345,6 +447,8 @@ PROFILES: dict[str, Profile] = {
             # p90, not p99: gradio's MCP answer re-encodes the 1080p PNG on its event loop (~1.3 s
             # on 2 CPU cores), and the comparison rests on p50 and throughput
             ScenarioName.MCP: McpScenario(percentile="p90", max_s=120.0),
+            ScenarioName.ABANDON: AbandonScenario(requests=400, max_s=120.0),
+            ScenarioName.SOAK: SoakScenario(soak_s=300.0, sample_every_s=5.0),
         },
         scenario_servers={ScenarioName.MCP: MCP_SERVERS},
     ),

@@ -65,11 +65,17 @@ class Target:
         server holds then (:meth:`in_server`). The server answers with the rows it cleared,
         taken atomically, so a request completing during the reset (under load, between points)
         keeps its ledger row."""
+        return self.requests_held(self.take_ledger(recorder)) if self.has_ledger else 0
+
+    def take_ledger(self, recorder: Recorder) -> dict[str, Any]:
+        """Reset the ledger, keeping the rows it cleared (for the join and ``ledger.jsonl``);
+        returns its answer: the rows, the counters and the peak memory since the last reset, and
+        what the server ``held`` ({} without a ledger)."""
         if not self.has_ledger:
-            return 0
+            return {}
         cleared = _post_empty(self.url + "/ledger/reset")
         self._keep(cleared.get("requests") or [], recorder)
-        return self._held(cleared)
+        return cleared
 
     def pull_ledger(self, recorder: Recorder) -> dict[str, Any]:
         """The ledger's rows since the last reset (kept for the join) and its counters."""
@@ -93,9 +99,10 @@ class Target:
         reached by --target-url) counts as 0 there."""
         if not self.has_ledger:
             return 0
-        return self._held(get_json(self.url + "/ledger", timeout_s=30.0))
+        return self.requests_held(get_json(self.url + "/ledger", timeout_s=30.0))
 
-    def _held(self, ledger: dict[str, Any]) -> int:
+    def requests_held(self, ledger: dict[str, Any]) -> int:
+        """The requests a ledger answer says the server holds (see :meth:`in_server`)."""
         in_flight, queued = int(ledger.get("in_flight") or 0), int(ledger.get("queued") or 0)
         return in_flight + queued if self.family == "gradio" else max(in_flight, queued)
 

@@ -1,5 +1,6 @@
 """One run analysed: its rules, per-trial metrics, per-point summaries, knees, Gradio's second
-opinion, the deploy recommendation, what MCP costs and each server's footprint.
+opinion, the deploy recommendation, what MCP costs, each server's footprint, and where the run
+has them the abandon scenario's goodput and the soak's resource trends.
 
 ``analyse`` is the one place a loaded run becomes numbers: the report builder and the
 notebook call it rather than chaining the ``reports.metrics`` functions themselves.
@@ -10,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reports.load import LoadedRun
+from reports.metrics.abandon import AbandonSummary, abandon_summaries
 from reports.metrics.deploy import Recommendation, recommend
 from reports.metrics.footprint import ServerFootprint, footprints
 from reports.metrics.mcp import McpCost, mcp_costs
 from reports.metrics.points import PointMetrics, point_metrics
 from reports.metrics.profiler import ProfilerCheck, profiler_checks
 from reports.metrics.rules import ValidityRules, rules_from_mapping
+from reports.metrics.soak import ResourceTrend, resource_trends
 from reports.metrics.summaries import PointSummary, summarise
 from reports.metrics.sweeps import Knee, knees
 
@@ -33,6 +36,8 @@ class RunAnalysis:
     profiler: list[ProfilerCheck]  # gradio points: the ledger against Gradio's own profiler
     mcp: list[McpCost]  # per server that ran the `mcp` scenario
     footprint: list[ServerFootprint]  # per server the run started
+    abandon: list[AbandonSummary]  # the abandon scenario's points: goodput and wasted GPU time
+    soak: list[ResourceTrend]  # the soak's points: memory slope and what the server held
 
     @property
     def device(self) -> str:
@@ -60,4 +65,6 @@ def analyse(run: LoadedRun) -> RunAnalysis:
         profiler,
         mcp_costs(summaries, run.meta.get("client_setup") or {}, profiler),
         footprints(run.meta),
+        abandon_summaries(run.table, summaries, run.points),
+        resource_trends(run.resources, rules, run.run_id),
     )

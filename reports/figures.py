@@ -17,6 +17,9 @@ from reports.labels import comparison_footer, figure_footer, footer_is_loud
 FIGURES_DIR = "figures"
 # The chart that carries the verdict: the report shows it right under the verdict.
 HEADLINE = "throughput_vs_p90"
+# Figures shown in their own section of the report (where the run has that scenario), not the grid.
+ABANDON_FIGURE = "abandon"
+SOAK_FIGURE = "soak"
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def figures_for(analysis: RunAnalysis, prefix: str = "") -> list[Figure]:
         "not a GPU measurement)"
         if simulated
         else "Peak GPU memory vs concurrency"
-    )
+    ) + " (✕: the server ran out of memory, 503 in its GPU stage)"
     drawn = [
         (
             HEADLINE,
@@ -79,6 +82,24 @@ def figures_for(analysis: RunAnalysis, prefix: str = "") -> list[Figure]:
         ("memory", memory_caption, plots.memory_vs_concurrency(summaries, device)),
         ("closed_vs_open", "Closed-loop vs open-loop tail latency", plots.closed_vs_open_tail(summaries)),
     ]
+    if analysis.abandon:
+        drawn.append(
+            (
+                ABANDON_FIGURE,
+                "Abandon scenario: goodput (images delivered to clients still waiting) and GPU seconds "
+                "spent on answers nobody received, per server (whiskers: 95% CI)",
+                plots.abandon_bars(analysis.abandon),
+            )
+        )
+    if analysis.run.resources is not None and not analysis.run.resources.empty:
+        drawn.append(
+            (
+                SOAK_FIGURE,
+                "Soak: each server process's memory, file descriptors, threads, temp dir, GPU memory and "
+                "what it holds (/ledger held), over time",
+                plots.soak_resources(analysis.run.resources),
+            )
+        )
     footer, loud = figure_footer(analysis.run), footer_is_loud(analysis.run)
     return [
         Figure(prefix + name, caption, plots.png_bytes(fig, footer, loud)) for name, caption, fig in drawn

@@ -4,9 +4,9 @@ Figures are embedded as base64 PNG and the CSS is inline: nothing is fetched fro
 network. Each run opens with its verdict (the sentence with its intervals), the one chart
 that carries it and the model banner with every warning; the evidence follows: the findings,
 what MCP costs and each server's footprint (where the run measured them), the compact
-load-point table (the full per-trial table folded away, both also as CSV beside
-the report), Gradio's second opinion, knees, the figures in a grid, the rules applied and the
-run.json summary.
+load-point table (the full per-trial table folded away, both also as CSV beside the report),
+Gradio's second opinion, abandoned requests and the soak where the run has them, knees, the
+figures in a grid, the rules applied and the run.json summary.
 """
 
 from __future__ import annotations
@@ -19,22 +19,28 @@ from typing import Any
 
 from reports import features
 from reports.analysis import RunAnalysis
-from reports.figures import HEADLINE, Figure
+from reports.figures import ABANDON_FIGURE, HEADLINE, SOAK_FIGURE, Figure
 from reports.labels import figure_footer, model_line, warnings_for
 from reports.load import LoadedRun
 from reports.metrics.deploy import Recommendation
 from reports.metrics.rules import INVALID, VALID
 from reports.tables import (
+    ABANDON_COLUMNS,
     KNEE_COLUMNS,
     POINT_COLUMNS,
     PROFILER_COLUMNS,
+    SOAK_COLUMNS,
     SUMMARY_COLUMNS,
     SUMMARY_CSV,
     TRIALS_CSV,
+    abandon_cells,
+    abandon_rule,
     knee_cells,
     point_cells,
     profiler_cells,
     rules_text,
+    soak_cells,
+    soak_rule,
     summary_cells,
 )
 
@@ -78,6 +84,10 @@ TEXT_COLUMNS = {
     "note",
     "REST client",
     "not compared",
+    "reasons",
+    "memory",
+    "held at the end",
+    "clients giving up",
     *KNEE_COLUMNS,
 }
 
@@ -186,12 +196,36 @@ def _summary_json(meta: dict[str, Any]) -> str:
     return json.dumps(summary, indent=2, default=str)
 
 
+def _abandon_html(analysis: RunAnalysis, figure: Figure | None) -> str:
+    if not analysis.abandon:
+        return ""
+    rows = [abandon_cells(a) for a in analysis.abandon]
+    return (
+        f'<h2>Abandoned requests</h2><p class="rule">{_escape(abandon_rule())}</p>'
+        + _html_table(ABANDON_COLUMNS, rows, badge_column="verdict", fit=True)
+        + ("" if figure is None else _img(figure))
+    )
+
+
+def _soak_html(analysis: RunAnalysis, figure: Figure | None) -> str:
+    if not analysis.soak:
+        return ""
+    lines = "".join(f"<li><b>{_escape(t.line())}</b></li>" for t in analysis.soak)
+    return (
+        f'<h2>Soak</h2><ul>{lines}</ul><p class="rule">{_escape(soak_rule(analysis.rules))}</p>'
+        + _html_table(SOAK_COLUMNS, [soak_cells(t) for t in analysis.soak], fit=True)
+        + ("" if figure is None else _img(figure))
+    )
+
+
 def run_section_html(analysis: RunAnalysis, figures: Sequence[Figure], prefix: str = "") -> str:
     """One run: the verdict section, then the evidence section. ``prefix`` names this run's
     files beside the report (figures and CSV) where several runs share the folder."""
     run = analysis.run
-    headline = next((f for f in figures if f.name == prefix + HEADLINE), None)
-    others = [f for f in figures if f is not headline]
+    named = {f.name: f for f in figures}
+    headline = named.get(prefix + HEADLINE)
+    sectioned = [named.get(prefix + ABANDON_FIGURE), named.get(prefix + SOAK_FIGURE)]
+    others = [f for f in figures if f is not headline and f not in sectioned]
     verdicts = [s.verdict for s in analysis.summaries]
     profiler = (
         "<h2>Gradio's second opinion</h2><p class=\"rule\">Each measured gradio request joined to Gradio's "
@@ -228,6 +262,8 @@ def run_section_html(analysis: RunAnalysis, figures: Sequence[Figure], prefix: s
             + _html_table(POINT_COLUMNS, [point_cells(m) for m in analysis.results], badge_column="verdict")
             + "</details>",
             profiler,
+            _abandon_html(analysis, sectioned[0]),
+            _soak_html(analysis, sectioned[1]),
             "<h2>Knees</h2>",
             _html_table(KNEE_COLUMNS, [knee_cells(k) for k in analysis.knees], fit=True)
             if analysis.knees

@@ -6,7 +6,8 @@ its last point may be absent from ``points``. Loading tolerates all of that and 
 what was incomplete in :attr:`LoadedRun.partial_reasons`, so every document can say so.
 The raw server ledger (``ledger.jsonl``) and Gradio's profiler traces (``profiling.jsonl``)
 are read where the run kept them: the first is the independent count the table's
-completions are checked against, the second Gradio's own timing of each queued event.
+completions are checked against, the second Gradio's own timing of each queued event; a
+soak's resource samples (``resources.csv``) likewise.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from reports.schema import (
     COLUMNS,
     LEDGER_FILE,
     PROFILING_FILE,
+    RESOURCE_COLUMN_TYPES,
+    RESOURCE_COLUMNS,
+    RESOURCES_FILE,
     RUN_FILE,
     TABLE_FILE,
     PointRecord,
@@ -51,6 +55,7 @@ class LoadedRun:
     partial_reasons: list[str] = field(default_factory=list)
     ledger: pd.DataFrame | None = None  # raw server ledger rows (None: the run kept none)
     traces: pd.DataFrame | None = None  # Gradio's profiler traces (None: not collected)
+    resources: pd.DataFrame | None = None  # a soak's resource samples (None: no soak sampled)
 
     @property
     def run_id(self) -> str:
@@ -81,29 +86,50 @@ def read_table(path: Path) -> tuple[pd.DataFrame, bool]:
     Rows are appended as requests complete, so a crash can leave the last line cut short;
     parsing it would invent a row with missing fields, hence it is dropped.
     """
+    raw, truncated = _read_csv(path)
+    return (empty_table() if raw is None else typed_table(raw)), truncated
+
+
+def read_resources(path: Path) -> pd.DataFrame | None:
+    """A soak's resource samples with their dtypes (a half-written last line dropped); None
+    where the run sampled none."""
+    raw, _truncated = _read_csv(path)
+    if raw is None:
+        return None
+    return typed_table(raw, RESOURCE_COLUMNS, RESOURCE_COLUMN_TYPES, {})
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame | None, bool]:
+    """A CSV file appended line by line, as text cells, and whether its last line was cut
+    short (and dropped); None where it is missing or holds no line."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     truncated = bool(text) and not text.endswith("\n")
     if truncated:
         text = text[: text.rfind("\n") + 1]
     if not text.strip():
-        return empty_table(), truncated
-    raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    return typed_table(raw), truncated
+        return None, truncated
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False), truncated
 
 
 def empty_table() -> pd.DataFrame:
     return typed_table(pd.DataFrame({name: pd.Series([], dtype=str) for name in COLUMNS}))
 
 
-def typed_table(raw: pd.DataFrame) -> pd.DataFrame:
-    """Text columns as str ('' for empty), numbers as float64 / nullable Int64, ok as bool."""
+def typed_table(
+    raw: pd.DataFrame,
+    columns: tuple[str, ...] = COLUMNS,
+    types: dict[str, str] = COLUMN_TYPES,
+    defaults: dict[str, object] = _NUMERIC_DEFAULTS,
+) -> pd.DataFrame:
+    """Text columns as str ('' for empty), numbers as float64 / nullable Int64, bools as bool;
+    the request table's columns unless others are given."""
     table = pd.DataFrame(index=raw.index)
-    for name in COLUMNS:
+    for name in columns:
         column = raw[name] if name in raw.columns else pd.Series("", index=raw.index, dtype=str)
         column = column.astype(object).where(column.notna(), "").astype(str).str.strip()
-        kind = COLUMN_TYPES[name]
-        if name in _NUMERIC_DEFAULTS:
-            column = column.replace("", str(_NUMERIC_DEFAULTS[name]))
+        kind = types[name]
+        if name in defaults:
+            column = column.replace("", str(defaults[name]))
         if kind == "float":
             table[name] = pd.to_numeric(column.replace("", None), errors="coerce").astype("float64")
         elif kind == "int":
@@ -182,4 +208,5 @@ def load_run(run_dir: Path | str) -> LoadedRun:
         partial_reasons=reasons,
         ledger=read_jsonl(path / LEDGER_FILE),
         traces=read_jsonl(path / PROFILING_FILE),
+        resources=read_resources(path / RESOURCES_FILE),
     )

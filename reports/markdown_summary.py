@@ -1,7 +1,7 @@
 """The Markdown summary, the answer first: per run the verdict, the chart that carries it and the
 model banner, then the evidence, what MCP costs and each server's footprint, a compact table of
-the load points (CSV beside it), Gradio's second opinion, the knees, links to the figure files and
-the rules applied.
+the load points (CSV beside it), Gradio's second opinion, abandoned requests and the soak where
+the run has them, the knees, links to the figure files and the rules applied.
 """
 
 from __future__ import annotations
@@ -13,14 +13,20 @@ from reports.analysis import RunAnalysis
 from reports.figures import FIGURES_DIR, HEADLINE, Figure
 from reports.labels import model_line, warnings_for
 from reports.tables import (
+    ABANDON_COLUMNS,
     KNEE_COLUMNS,
     PROFILER_COLUMNS,
+    SOAK_COLUMNS,
     SUMMARY_COLUMNS,
     SUMMARY_CSV,
     TRIALS_CSV,
+    abandon_cells,
+    abandon_rule,
     knee_cells,
     profiler_cells,
     rules_text,
+    soak_cells,
+    soak_rule,
     summary_cells,
 )
 
@@ -83,6 +89,20 @@ def run_section_markdown(analysis: RunAnalysis, figures: Sequence[Figure], prefi
             _md_table(PROFILER_COLUMNS, [profiler_cells(c) for c in analysis.profiler]),
             "",
         ]
+    if analysis.abandon:
+        rows = [abandon_cells(a) for a in analysis.abandon]
+        lines += [
+            "### Abandoned requests",
+            "",
+            f"_{abandon_rule()}_",
+            "",
+            _md_table(ABANDON_COLUMNS, rows),
+            "",
+        ]
+    if analysis.soak:
+        lines += ["### Soak", ""] + [f"- **{t.line()}**" for t in analysis.soak]
+        rows = [soak_cells(t) for t in analysis.soak]
+        lines += ["", f"_{soak_rule(analysis.rules)}_", "", _md_table(SOAK_COLUMNS, rows), ""]
     if analysis.knees:
         lines += ["### Knees", "", _md_table(KNEE_COLUMNS, [knee_cells(k) for k in analysis.knees]), ""]
     lines += ["### Figures", ""] + [f"- [{f.caption}]({FIGURES_DIR}/{f.name}.png)" for f in figures]

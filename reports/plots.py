@@ -13,6 +13,7 @@ image and kept in the PNG's metadata: the files in ``figures/`` are read on thei
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 
 import matplotlib
@@ -25,6 +26,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from reports.metrics.abandon import AbandonSummary
 from reports.metrics.intervals import Interval
 from reports.metrics.points import PointMetrics, latency_sample, measured_rows
 from reports.metrics.rows import COMPONENTS, gpu_overlaps
@@ -47,12 +49,12 @@ X_LABEL = {
 HOLLOW_NOTE = "hollow markers: INVALID points; whiskers: 95% CI"
 
 
-def series_label(s: PointSummary | PointMetrics, with_run: bool) -> str:
+def series_label(s: PointSummary | PointMetrics | AbandonSummary, with_run: bool) -> str:
     label = f"{s.server}/{s.client}"
     return f"{s.run_id}: {label}" if with_run else label
 
 
-def _several_runs(points: Sequence[PointSummary | PointMetrics]) -> bool:
+def _several_runs(points: Sequence[PointSummary | PointMetrics | AbandonSummary]) -> bool:
     return len({s.run_id for s in points}) > 1
 
 
@@ -434,6 +436,7 @@ def memory_vs_concurrency(summaries: Sequence[PointSummary], device: str) -> Fig
             [s.valid for s in points],
             label,
         )
+    _mark_out_of_memory(ax, [s for points in grouped.values() for s in points])
     title = (
         "SIMULATED memory (sim backend, per in-flight call) vs concurrency — not a GPU measurement"
         if simulated
@@ -448,6 +451,111 @@ def memory_vs_concurrency(summaries: Sequence[PointSummary], device: str) -> Fig
         ax.title.set_fontsize(9)
     _legend(ax)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _mark_out_of_memory(ax: Axes, summaries: Sequence[PointSummary]) -> None:
+    """A red cross where a point's server ran out of GPU memory (503 in its GPU stage), with how
+    many of its requests it refused so: where the memory curve fell off its cliff."""
+    label = "out of memory: 503 in the GPU stage"
+    for s in summaries:
+        refused = sum(m.n_oom for m in s.trials)
+        if not refused:
+            continue
+        peak = (_peak_memory(s) or 0) / 2**30
+        ax.scatter([s.users or 0], [peak], marker="X", s=140, color="#c0392b", zorder=5, label=label)
+        label = "_"  # one legend entry
+        requests = sum(m.n_rows for m in s.trials)
+        ax.annotate(
+            f"{s.server}: OOM {refused}/{requests}",
+            (s.users or 0, peak),
+            textcoords="offset points",
+            xytext=(6, -12),
+            fontsize=7,
+            color="#c0392b",
+        )
+
+
+def abandon_bars(abandon: Sequence[AbandonSummary]) -> Figure:
+    """Goodput and wasted GPU seconds per server at each abandon point, 95% intervals as whiskers."""
+    if not abandon:
+        return _message_figure("Abandoned requests", "no abandon scenario in this run")
+    with_run = _several_runs(abandon)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    labels = [
+        f"{series_label(a, with_run)}\n{a.load_point}{'' if a.verdict == 'VALID' else ' (INVALID)'}"
+        for a in abandon
+    ]
+    x = np.arange(len(abandon))
+    for ax, (name, unit, values) in zip(
+        axes,
+        (
+            ("Goodput: images delivered to clients still waiting", "images/s", [a.goodput for a in abandon]),
+            (
+                "GPU time spent on answers nobody received",
+                "device seconds per trial",
+                [a.wasted_gpu_s for a in abandon],
+            ),
+        ),
+        strict=True,
+    ):
+        heights = [_centre(v, 1.0) or 0.0 for v in values]
+        errors = np.array([_whisker(v, 1.0) for v in values]).T
+        ax.bar(x, heights, yerr=errors, capsize=4, color="#4f81bd")
+        ax.set_xticks(x, labels, fontsize=7)
+        ax.set(title=name, ylabel=unit)
+        ax.title.set_fontsize(10)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("Abandon scenario (whiskers: 95% CI over trials)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# the soak figure's panels: (column or "held", title, y label, scale)
+_SOAK_PANELS = (
+    ("rss_bytes", "Resident memory (RSS)", "MB", 1e-6),
+    ("fds", "Open file descriptors", "count", 1.0),
+    ("threads", "Threads", "count", 1.0),
+    ("temp_bytes", "Temp dir (uploads, results)", "MB", 1e-6),
+    ("gpu_bytes", "GPU memory (nvidia-smi)", "MB", 1e-6),
+    ("held", "What the server holds (/ledger held)", "count", 1.0),
+)
+
+
+def soak_resources(resources: pd.DataFrame | None) -> Figure:
+    """Each sampled resource of each soak point against time since its first sample, one line per
+    server (and held entry): memory, descriptors, threads, temp dir, GPU memory, held."""
+    if resources is None or resources.empty:
+        return _message_figure("Soak", "no resource samples in this run")
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    series = list(resources.groupby(["server", "client", "load_point", "trial"], sort=False))
+    for ax, (column, title, unit, scale) in zip(axes.ravel(), _SOAK_PANELS, strict=True):
+        for (server, client, load_point, trial), samples in series:
+            samples = samples.sort_values("t")
+            t = samples["t"].to_numpy(dtype=float) - float(samples["t"].iloc[0])
+            label = f"{server}/{client} {load_point}" + (f" trial {trial}" if trial != 1 else "")
+            if column == "held":
+                held = pd.DataFrame.from_records([json.loads(text or "{}") for text in samples["held"]])
+                for key in (k for k in held.columns if not str(k).endswith("_bytes")):  # bytes: own panel
+                    values = pd.to_numeric(held[key], errors="coerce")
+                    if values.fillna(0).any():
+                        ax.plot(t, values, label=f"{server} {key}", lw=1)
+                continue
+            values = samples[column].to_numpy(dtype=float) * scale
+            if np.isfinite(values).any():
+                ax.plot(t, values, label=label, lw=1.2)
+        ax.set(title=title, xlabel="seconds since the soak began", ylabel=unit)
+        ax.title.set_fontsize(10)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+        else:
+            ax.text(0.5, 0.5, "not sampled (or always 0)", ha="center", va="center", transform=ax.transAxes)
+        ax.grid(alpha=0.3)
+    fig.suptitle(
+        "Soak: what each server process held over time (the memory slope is taken over the second half)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 

@@ -10,7 +10,10 @@ joined, e.g. ``--target-url`` runs).
 :class:`PointRecord` per (server, client, scenario, load point, trial): the measured window
 and what was sampled over it, which the reports need for throughput and validity.
 ``ledger.jsonl`` keeps every raw server ledger row (tagged with its ``server``) and
-``profiling.jsonl`` Gradio's own profiler traces where the run collected them.
+``profiling.jsonl`` Gradio's own profiler traces where the run collected them, and
+``resources.csv`` one :class:`ResourceSample` per sample of a soak (what the server process
+held: memory, file descriptors, threads, temp files, its ``/ledger`` ``held``), appended as
+sampled so that a crash keeps them.
 
 All timestamps are wall-clock ``time.time()`` seconds (both processes run on one
 host, so client and server stamps share a clock).
@@ -28,6 +31,10 @@ LEDGER_FILE = "ledger.jsonl"
 # gradio servers run with GRADIO_PROFILING=1: Gradio's raw trace fields per event, plus the point's
 # server, client, scenario, load_point and trial (loadtests.profiler)
 PROFILING_FILE = "profiling.jsonl"
+RESOURCES_FILE = "resources.csv"
+# The error kind of a request whose client gave up at its client timeout and closed the
+# connection (``gvf run --client-timeout-s``, the abandon scenario): "abandoned: <message>".
+ABANDONED = "abandoned"
 
 
 # the ledger's endpoint for MCP tool calls is "mcp:<tool>" on both servers (README "MCP")
@@ -43,6 +50,8 @@ class ScenarioName(StrEnum):
     OPEN_LOOP = "open-loop"  # seeded Poisson arrivals at fractions of the single-stream rate
     SPIKE = "spike"  # base -> peak -> base users
     MCP = "mcp"  # MCP tools/call against REST on each server: single stream and one saturating load
+    ABANDON = "abandon"  # open loop above capacity, a share of the clients giving up at a timeout
+    SOAK = "soak"  # a fixed rate for a fixed time, the server's resources sampled
 
 
 @dataclass
@@ -52,7 +61,7 @@ class RequestRow:
     request_id: str
     server: str  # server kind: gradio | fastapi | fastapi-naive | target
     client: str  # client name from loadtests.clients registry
-    scenario: str  # latency | collisions | throughput | open-loop | spike | mcp
+    scenario: str  # a ScenarioName
     load_point: str  # human label of the point, e.g. "users=8", "rate=3.20/s", "burst=4"
     users: int | None = None  # closed-loop concurrency (or burst size) of the point
     rate: float | None = None  # open-loop offered rate, requests/s
@@ -133,3 +142,37 @@ class PointRecord:
     # requests still in the server (in flight or queued) when the point started: the previous
     # point's wait for idle timed out
     backlog: int = 0
+    # the client timeout: seconds after its scheduled (or, in closed loop, sent) time at which a
+    # request gave up, and the share of the point's requests that had it (None: none gave up)
+    give_up_s: float | None = None
+    give_up_share: float | None = None
+
+
+@dataclass
+class ResourceSample:
+    """One sample of a server process during a soak (``resources.csv``), taken by the harness
+    that started it; None where a value could not be read (e.g. no CUDA for ``gpu_bytes``)."""
+
+    run_id: str
+    server: str
+    client: str
+    scenario: str
+    load_point: str
+    trial: int
+    t: float  # wall clock, time.time()
+    requests: int  # requests the server had finished (its ledger rows, any status) since the point began
+    rss_bytes: int | None  # resident memory of the server's process and its children
+    fds: int | None  # open file descriptors, same processes
+    threads: int | None
+    temp_bytes: int | None  # the server's temp dir (Gradio's uploads and results), walked on disk
+    temp_files: int | None
+    gpu_bytes: int | None  # GPU memory of the server's processes (nvidia-smi --query-compute-apps)
+    peak_gpu_bytes: int | None  # the ledger's peak since the previous sample (sim: simulated memory)
+    in_flight: int | None  # the ledger's requests in flight at the sample
+    held: str = ""  # the ledger's ``held`` (what the server keeps between requests), as JSON
+
+
+RESOURCE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResourceSample))
+RESOURCE_COLUMN_TYPES: dict[str, str] = {
+    f.name: str(f.type).split("|")[0].strip() for f in fields(ResourceSample)
+}

@@ -9,10 +9,12 @@ unit (the column header names it) and "—" where a value is missing.
 
 from __future__ import annotations
 
+from reports.metrics.abandon import AbandonSummary
 from reports.metrics.intervals import Interval
 from reports.metrics.points import PointMetrics
 from reports.metrics.profiler import ProfilerCheck
 from reports.metrics.rules import ValidityRules
+from reports.metrics.soak import PER_REQUESTS, ResourceTrend
 from reports.metrics.summaries import PointSummary
 from reports.metrics.sweeps import Knee
 
@@ -198,6 +200,109 @@ def profiler_cells(c: ProfilerCheck) -> list[str]:
     ]
 
 
+ABANDON_COLUMNS = (
+    "server",
+    "client",
+    "offered",
+    "clients giving up",
+    "trials",
+    "verdict",
+    "goodput img/s (95% CI)",
+    "wasted GPU s (95% CI)",
+    "wasted share of GPU time",
+    "gave up",
+    "GPU ran for one gone",
+    "reasons",
+)
+
+
+def abandon_cells(a: AbandonSummary) -> list[str]:
+    """An abandon point's row, in ``ABANDON_COLUMNS`` order."""
+    share = "—" if a.give_up_share is None else f"{a.give_up_share:.0%}"
+    after = "—" if a.give_up_s is None else f"{a.give_up_s:.3g} s"
+    return [
+        a.server,
+        a.client,
+        a.load_point,
+        f"{share} after {after}",
+        str(a.n_trials),
+        a.verdict,
+        interval_cell(a.goodput),
+        interval_cell(a.wasted_gpu_s, spec=".3f"),
+        pct_cell(a.wasted_share),
+        pct_cell(a.gave_up),
+        str(a.ran_for_nobody),
+        "; ".join(a.reasons) or "—",
+    ]
+
+
+SOAK_COLUMNS = (
+    "server",
+    "client",
+    "offered",
+    "requests",
+    "samples",
+    "RSS MB first → last",
+    f"MB per {PER_REQUESTS:,} requests (95% CI)",
+    "memory",
+    "fds first → last",
+    "threads first → last",
+    "temp MB",
+    "GPU MB",
+    "held at the end",
+)
+
+
+def _first_last(pair: tuple[float | int | None, float | int | None], spec: str = "d") -> str:
+    first, last = pair
+    return "—" if first is None or last is None else f"{format(first, spec)} → {format(last, spec)}"
+
+
+def soak_cells(t: ResourceTrend) -> list[str]:
+    """A soak point's row, in ``SOAK_COLUMNS`` order."""
+    held = ", ".join(f"{k} {v}" for k, v in sorted(t.held_last.items())) or "—"
+    return [
+        t.server,
+        t.client,
+        t.load_point,
+        f"{t.requests:,}",
+        str(t.n_samples),
+        _first_last((t.rss_first_mb, t.rss_last_mb), ".0f"),
+        interval_cell(t.slope),
+        t.verdict,
+        _first_last(t.fds),
+        _first_last(t.threads),
+        num_cell(t.temp_mb_last, ".1f"),
+        num_cell(t.gpu_mb_last, ".0f"),
+        held,
+    ]
+
+
+def abandon_rule() -> str:
+    """How an abandon point is judged, in words."""
+    return (
+        "Abandon (open loop above capacity, a share of the clients giving up at a timeout): a point is "
+        "judged on goodput, not latency — images delivered to clients still waiting per second, and the "
+        "GPU seconds spent on answers nobody received (the ledger's GPU spans of the requests whose "
+        "client did not get the answer, each instant shared among overlapping calls), each with its "
+        "95% interval over trials. Its abandoned requests do not count against the error-rate rule; its "
+        "stability is judged on delivered images per third, as in closed loop; its latencies are those "
+        "of the delivered requests only (a survivor sample) and back no claim."
+    )
+
+
+def soak_rule(rules: ValidityRules) -> str:
+    """How a soak's memory growth is judged, in words."""
+    return (
+        "Soak: memory grew X MB per 1,000 requests is the least-squares slope of the server's RSS "
+        f"against the requests it had finished, through {rules.soak_blocks} block means of the soak's "
+        "second half (blocks of consecutive samples, for autocorrelated samples; the first half is "
+        "warm-up), with a t-interval on blocks − 2 degrees of freedom; GROWTH where the interval lies "
+        f"above {rules.max_memory_growth_mb_per_1000:g} MB per 1,000 requests, a plateau where it lies "
+        "at or below, inconclusive otherwise."
+    )
+
+
 def rules_text(rules: ValidityRules) -> list[str]:
     """The verdict rules, as applied, in words (the README's "Validity rules" say the same)."""
     limit = f"{rules.max_littles_law_disagreement:.0%}"
@@ -248,4 +353,6 @@ def rules_text(rules: ValidityRules) -> list[str]:
         "Gradio's profiler, where the run collected it: a note when the median of the ledger's wait or "
         "function span minus Gradio's queue wait or function call exceeds "
         f"{rules.max_profiler_disagreement_s * 1e3:g} ms.",
+        abandon_rule(),
+        soak_rule(rules),
     ]

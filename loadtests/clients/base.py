@@ -4,6 +4,11 @@ A *logical request* is one image in and one result out, however many HTTP calls 
 protocol needs for it (1 for FastAPI, 2 for Gradio with base64, 4 with file upload).
 :meth:`Client.call` times it end to end and never raises: a failure is a result with
 ``ok=False`` and an ``error`` of the form ``"kind: message"`` (reports group by kind).
+
+A call may carry a give-up time (the client timeout, ``gvf run --client-timeout-s``): at that
+moment the session closes the connection (FastAPI) or the SSE stream (Gradio) unread, which
+is what a server can notice, and the result is an ``abandoned`` error whose ``t_done`` is the
+moment the client gave up.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from loadtests.session import DeadlineExceeded, Response, Session
+from reports.schema import ABANDONED
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # a client whose protocol every server family speaks (MCP: one tool at a path per family)
@@ -82,18 +88,28 @@ class Client(ABC):
     def exchange(self, session: Session, request_id: str, deadline: float) -> ExchangeResult:
         """The HTTP calls of one logical request; raises on any failure."""
 
-    def call(self, session: Session, request_id: str, deadline: float) -> CallResult:
+    def call(
+        self, session: Session, request_id: str, deadline: float, give_up_at: float | None = None
+    ) -> CallResult:
+        """One logical request, waiting for its answer until ``deadline`` (then a ``timeout``
+        error), or until ``give_up_at`` where that comes first (then ``abandoned``)."""
         t_sent = time.time()
+        gives_up = give_up_at is not None and give_up_at < deadline
         try:
-            outcome = self.exchange(session, request_id, deadline)
+            outcome = self.exchange(session, request_id, give_up_at if gives_up else deadline)
         except CallError as error:
             return CallResult(request_id, t_sent, time.time(), error.status, False, str(error), 0)
-        except DeadlineExceeded as error:
-            return CallResult(request_id, t_sent, time.time(), 0, False, f"timeout: {error}", 0)
         except Exception as error:  # a client never raises: every failure is a row
-            return CallResult(
-                request_id, t_sent, time.time(), 0, False, f"{type(error).__name__}: {error}", 0
-            )
+            t_done = time.time()
+            if gives_up and give_up_at is not None and t_done >= give_up_at:
+                # the session closed the connection unread when the give-up time came (a timeout
+                # that fires while the body is still being sent surfaces as another transport error)
+                waited = f"{give_up_at - t_sent:.3g} s after sending"
+                message = f"{ABANDONED}: the client gave up {waited} and closed its connection"
+                return CallResult(request_id, t_sent, t_done, 0, False, message, 0)
+            if isinstance(error, DeadlineExceeded):
+                return CallResult(request_id, t_sent, t_done, 0, False, f"timeout: {error}", 0)
+            return CallResult(request_id, t_sent, t_done, 0, False, f"{type(error).__name__}: {error}", 0)
         return CallResult(
             request_id,
             t_sent,

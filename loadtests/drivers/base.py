@@ -10,12 +10,13 @@ knows nothing of the run, its table or its run.json.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from loadtests.clients import CallResult, Client
-from loadtests.scenarios import OpenLoopScenario, Phase
+from loadtests.scenarios import OpenLoopScenario, Phase, SoakScenario
 from loadtests.session import Session
 from reports.metrics.rules import ValidityRules
 from reports.schema import PointRecord
@@ -34,11 +35,29 @@ class OpenPoint(Protocol):
 
     def live(self, text: str) -> None: ...
 
-    def finish(self, t_start: float, t_end: float, t_drain_end: float | None, note: str) -> PointRecord: ...
+    def finish(
+        self,
+        t_start: float,
+        t_end: float,
+        t_drain_end: float | None,
+        note: str,
+        peak_gpu_bytes: int | None = None,
+    ) -> PointRecord: ...
 
 
 # (phase, plan shown as the point starts, pids of the processes sending its load) -> the point
 MeasurePoint = Callable[[Phase, str, Callable[[], list[int]]], OpenPoint]
+
+
+class ResourceWatch(Protocol):
+    """The server's resources being sampled (:class:`loadtests.resources.ResourceSampler`)."""
+
+    @property
+    def peak_gpu_bytes(self) -> int | None: ...  # the ledger's peak over every sample so far
+
+
+# (phase, seconds between samples) -> samples the server's resources while the block runs
+SampleResources = Callable[[Phase, float], AbstractContextManager[ResourceWatch]]
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,9 @@ class DriverInput:
     # open loop only
     open_loop: OpenLoopScenario | None = None  # the schedule and drain of each point
     seed: int = 1  # the run's seed (each point and trial its own stream: scenarios.point_seed)
+    # soak only
+    soak: SoakScenario | None = None  # its duration and sampling interval
+    sample_resources: SampleResources | None = None  # None: nothing to sample (--target-url)
 
 
 @dataclass(frozen=True)

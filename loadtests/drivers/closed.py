@@ -57,6 +57,9 @@ class LocustLoad:
         self.job = job
         GvfUser.client_under_test = job.client
         GvfUser.timeout_s = job.request_timeout_s
+        # one client timeout for the whole load: the run's (--client-timeout-s), the same in every phase
+        self.give_up_s = job.phases[0].give_up_s if job.phases else None
+        GvfUser.give_up_s = self.give_up_s
         self.env = Environment(
             user_classes=[GvfUser],
             host=job.session.base_url,
@@ -86,6 +89,7 @@ class LocustLoad:
             "GVF_CLIENT": self.job.client.name,
             "GVF_IMAGE": str(self.job.image_path),
             "GVF_TIMEOUT_S": str(self.job.request_timeout_s),
+            "GVF_CLIENT_TIMEOUT_S": "" if self.give_up_s is None else str(self.give_up_s),
         }
         command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker"]
         command += ["--master-host", "127.0.0.1", "--master-port", str(port), "--loglevel", "WARNING"]

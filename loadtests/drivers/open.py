@@ -1,5 +1,5 @@
-"""The open-loop and burst drivers: each request leaves at its scheduled time, whatever the
-server does.
+"""The open-loop, burst and soak drivers: each request leaves at its scheduled time, whatever
+the server does.
 
 Closed-loop users wait for a response before sending again, so an overloaded server slows
 its own offered load (coordinated omission). Here every request has its own thread, started
@@ -8,9 +8,12 @@ a later send; latency then counts from ``t_scheduled`` and the send lag (``t_sen
 t_scheduled``) is recorded to prove the schedule was kept.
 
 Requests still open when the drain ends are recorded as timeouts with ``t_done`` = drain
-end (docs/design.md §5), never dropped. Bursts (the collisions scenario) are the same
-mechanism with K identical scheduled times. Runs on the plain session, in or outside a
-gevent process.
+end (docs/design.md §5), never dropped. A request with a give-up time (the point's client
+timeout, counted from its scheduled time: a user's patience runs from when they asked) closes
+its connection then and is recorded as abandoned. Bursts (the collisions scenario) are the same
+mechanism with K identical scheduled times; a soak is an open-loop schedule at a fixed rate
+for a fixed time with the server's resources sampled alongside. Runs on the plain session, in
+or outside a gevent process.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from loadtests.clients import CallResult, Client
 from loadtests.drivers.base import DriverInput, DriverOutput
-from loadtests.scenarios import Phase, point_seed
+from loadtests.scenarios import Phase, give_ups, point_seed
 from loadtests.session import Session
 
 ArrivalSink = Callable[[CallResult, float], None]  # (result, t_scheduled)
@@ -55,14 +58,18 @@ class ScheduledSender:
         self.sink = sink
         self._lock = threading.Lock()
 
-    def burst(self, size: int, timeout_s: float) -> SendSummary:
+    def burst(self, size: int, timeout_s: float, give_up: Sequence[float | None] = ()) -> SendSummary:
         """``size`` requests released at the same instant; returns once all have drained."""
         t_release = time.time() + LEAD_S + 0.001 * size  # slack to start every thread
-        return self.send([t_release] * size, t_release + timeout_s)
+        return self.send([t_release] * size, t_release + timeout_s, give_up)
 
-    def send(self, scheduled: Sequence[float], drain_end: float) -> SendSummary:
+    def send(
+        self, scheduled: Sequence[float], drain_end: float, give_up: Sequence[float | None] = ()
+    ) -> SendSummary:
         """Fire a request at each ``scheduled`` wall-clock time (ascending); wait until all
-        returned or ``drain_end`` passed; record what is still open as timeouts."""
+        returned or ``drain_end`` passed; record what is still open as timeouts. ``give_up``:
+        per request, the seconds after its scheduled time at which it gives up (None, or a
+        short sequence: never)."""
         open_requests: dict[int, tuple[str, float]] = {}  # index -> (request id, t_scheduled)
         t_called: dict[int, float] = {}  # index -> when its thread called the client
         all_done = threading.Event()
@@ -75,7 +82,9 @@ class ScheduledSender:
                 time.sleep(delay)
             with self._lock:
                 t_called[index] = time.time()
-            result = self.client.call(self.session, request_id, drain_end)
+            patience = give_up[index] if index < len(give_up) else None
+            give_up_at = None if patience is None else t_scheduled + patience
+            result = self.client.call(self.session, request_id, drain_end, give_up_at)
             with self._lock:
                 if open_requests.pop(index, None) is None:
                     return  # already recorded as a timeout by the sender
@@ -117,6 +126,24 @@ def _this_process() -> list[int]:
     return [os.getpid()]
 
 
+def _fitted(job: DriverInput) -> Iterator[tuple[Phase, int]]:
+    """The job's points that fit the time budget (cut to it), each with the seed of its own
+    arrival stream (and give-up draw) in this trial."""
+    for planned in job.phases:
+        phase = job.fit(planned)
+        if phase is not None:
+            yield phase, point_seed(job.seed, phase.index, job.trial)
+
+
+def _give_up_plan(phase: Phase) -> str:
+    """The point's client timeout, as its plan line says it ("" where nobody gives up)."""
+    if phase.give_up_s is None:
+        return ""
+    if phase.give_up_share >= 1:
+        return f"; every request gives up after {phase.give_up_s:.3g} s"
+    return f"; {phase.give_up_share:.0%} of the requests give up after {phase.give_up_s:.3g} s"
+
+
 def _sender(job: DriverInput, phase: Phase) -> ScheduledSender:
     def arrived(result: CallResult, t_scheduled: float) -> None:
         job.sink(result, phase, t_scheduled, "local")
@@ -132,17 +159,17 @@ def run_open_loop(job: DriverInput) -> DriverOutput:
         raise ValueError("the open-loop driver needs DriverInput.open_loop (schedule and drain)")
     scenario = job.open_loop
     points = []
-    for planned in job.phases:
-        phase = job.fit(planned)
-        if phase is None:
-            continue
-        schedule = scenario.arrivals(phase, job.rules, point_seed(job.seed, phase.index, job.trial))
+    for phase, seed in _fitted(job):
+        schedule = scenario.arrivals(phase, job.rules, seed)
         arrivals = len(schedule.offsets)
-        point = job.measure(phase, f"{arrivals} arrivals over {schedule.window_s:.1f} s", _this_process)
+        plan = f"{arrivals} arrivals over {schedule.window_s:.1f} s{_give_up_plan(phase)}"
+        point = job.measure(phase, plan, _this_process)
         t_start = time.time() + _START_DELAY_S
         t_end = t_start + schedule.window_s
         drain_end = t_end + scenario.drain_factor * schedule.window_s
-        summary = _sender(job, phase).send([t_start + offset for offset in schedule.offsets], drain_end)
+        summary = _sender(job, phase).send(
+            [t_start + offset for offset in schedule.offsets], drain_end, give_ups(phase, arrivals, seed)
+        )
         job.check_alive()
         note = f"{summary.sent} sent, {summary.completed} returned, {summary.timed_out} timed out"
         if schedule.measured < phase.min_measured:
@@ -163,14 +190,51 @@ def run_bursts(job: DriverInput) -> DriverOutput:
         phase = job.fit(planned)
         if phase is None:
             continue
-        point = job.measure(phase, f"{phase.target_requests} requests in bursts", _this_process)
+        plan = f"{phase.target_requests} requests in bursts{_give_up_plan(phase)}"
+        point = job.measure(phase, plan, _this_process)
         sender = _sender(job, phase)
         done = 0
         t_start = time.time()
+        size = phase.users or 1
         while done < phase.target_requests and time.time() - t_start < phase.max_s:
-            summary = sender.burst(phase.users or 1, job.request_timeout_s)
+            burst_seed = point_seed(job.seed, phase.index, job.trial) * 1000 + done
+            summary = sender.burst(size, job.request_timeout_s, give_ups(phase, size, burst_seed))
             done += summary.completed + summary.timed_out
             job.check_alive()
             point.live(f"{done}/{phase.target_requests}")
         points.append(point.finish(t_start, time.time(), None, f"{done} requests"))
+    return DriverOutput(tuple(points))
+
+
+def run_soak(job: DriverInput) -> DriverOutput:
+    """Each point: seeded Poisson arrivals at its rate for the soak's duration, the server's
+    resources sampled every ``sample_every_s`` while they run (and once more after the drain);
+    requests still open ``request_timeout_s`` after the window are timeouts."""
+    if job.soak is None:
+        raise ValueError("the soak driver needs DriverInput.soak (duration and sampling interval)")
+    soak = job.soak
+    points = []
+    for phase, seed in _fitted(job):
+        offsets = soak.arrivals(phase, seed)
+        sampled = "" if job.sample_resources is None else f", resources every {soak.sample_every_s:g} s"
+        plan = f"{len(offsets)} arrivals over {phase.max_s:.0f} s{sampled}{_give_up_plan(phase)}"
+        point = job.measure(phase, plan, _this_process)
+        t_start = time.time() + _START_DELAY_S
+        t_end = t_start + phase.max_s
+        drain_end = t_end + job.request_timeout_s
+        scheduled = [t_start + offset for offset in offsets]
+        give_up = give_ups(phase, len(offsets), seed)
+        peak: int | None = None
+        if job.sample_resources is None:
+            summary = _sender(job, phase).send(scheduled, drain_end, give_up)
+        else:
+            with job.sample_resources(phase, soak.sample_every_s) as watch:
+                summary = _sender(job, phase).send(scheduled, drain_end, give_up)
+            peak = watch.peak_gpu_bytes
+        job.check_alive()
+        note = f"{summary.sent} sent, {summary.completed} returned, {summary.timed_out} timed out"
+        if job.sample_resources is None:
+            note += "; resources not sampled: gvf did not start this server (--target-url)"
+        points.append(point.finish(t_start, t_end, drain_end, note, peak))
+        job.wait_idle()
     return DriverOutput(tuple(points))

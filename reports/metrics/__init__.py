@@ -15,7 +15,9 @@ DataFrames (the table of ``reports.schema``, the raw ledger, Gradio's traces) an
 - ``profiler``: the ledger against Gradio's own profiler traces;
 - ``deploy``: the "which should I deploy?" comparison and its verdict;
 - ``mcp``: what an MCP tool call costs against REST on each server (the ``mcp`` scenario);
-- ``footprint``: each started server's start-up time and memory, as run.json recorded them.
+- ``footprint``: each started server's start-up time and memory, as run.json recorded them;
+- ``abandon``: the abandon scenario's goodput and GPU time spent on answers nobody received;
+- ``soak``: a soak's memory slope per 1,000 requests and its verdict.
 
 This file stays free of imports: ``import reports.metrics.rules`` must not pull pandas.
 """

@@ -29,7 +29,7 @@ from reports.metrics.rows import (
     percentile,
 )
 from reports.metrics.rules import BASELINE_SCENARIO, INVALID, VALID, ValidityRules, warmup_end
-from reports.schema import PointRecord, ScenarioName
+from reports.schema import ABANDONED, PointRecord, ScenarioName
 
 # Scenarios whose users stay at the configured count for the whole point (closed loop).
 CLOSED_LOOP_SCENARIOS: tuple[str, ...] = (
@@ -38,6 +38,12 @@ CLOSED_LOOP_SCENARIOS: tuple[str, ...] = (
     ScenarioName.SPIKE,
     ScenarioName.MCP,
 )
+# Scenarios whose requests follow a seeded schedule at an offered rate (open loop): their send
+# lag is judged against the mean scheduled gap.
+SCHEDULED_SCENARIOS: tuple[str, ...] = (ScenarioName.OPEN_LOOP, ScenarioName.ABANDON, ScenarioName.SOAK)
+# ... and those among them judged on completions against their arrivals (the abandon scenario
+# is overloaded on purpose: it is judged on goodput, its delivered images, instead).
+ARRIVAL_SCENARIOS: tuple[str, ...] = (ScenarioName.OPEN_LOOP, ScenarioName.SOAK)
 
 
 @dataclass
@@ -75,7 +81,10 @@ class PointMetrics(LoadPoint):
     n_rows: int = 0
     n_measured: int = 0  # rows that started inside the measured window
     n_ok: int = 0
-    error_rate: float | None = None  # failed / measured
+    n_abandoned: int = 0  # measured requests whose client gave up (error kind "abandoned")
+    # requests the server refused with 503 in its GPU stage: out of GPU memory (all the trial's rows)
+    n_oom: int = 0
+    error_rate: float | None = None  # failed / measured (the abandon scenario: abandoned ones aside)
     errors: dict[str, int] = field(default_factory=dict)  # "kind [status]" -> count
     backlog: int = 0  # requests already in the server when the point started
     window_start: float = float("nan")  # measured window, after the warm-up cut
@@ -273,6 +282,13 @@ def _one_point(
     failed = measured[~ok]
     if not failed.empty:
         m.errors = {str(k): int(v) for k, v in error_kind(failed).value_counts().sort_index().items()}
+    m.n_abandoned = int(abandoned(measured).sum())
+    m.n_oom = int(out_of_memory(rows).sum())
+    if m.scenario == ScenarioName.ABANDON:
+        m.notes.append(
+            "judged on goodput (images delivered to clients still waiting): its abandoned requests are "
+            "the scenario's purpose, and its latencies are those of the delivered requests only"
+        )
 
     _error_rate(m, rules)
     _throughput(m, rows, w0, w1, rules)
@@ -291,15 +307,31 @@ def _one_point(
     return m
 
 
+def abandoned(rows: pd.DataFrame) -> pd.Series:
+    """Rows whose client gave up at its client timeout and closed its connection."""
+    return ~rows["ok"].astype(bool) & rows["error"].fillna("").str.startswith(f"{ABANDONED}:")
+
+
+def out_of_memory(rows: pd.DataFrame) -> pd.Series:
+    """Rows the server refused with 503 in its GPU stage: it ran out of GPU memory (or the sim
+    backend's simulated memory) and said so (servers/core/backends/base.py GpuOutOfMemory)."""
+    return (rows["server_status"] == 503).fillna(False).astype(bool) & (rows["stage"] == "gpu")
+
+
 def _error_rate(m: PointMetrics, rules: ValidityRules) -> None:
-    if m.n_measured == 0:
+    # the abandon scenario's clients give up on purpose: only other failures count against it
+    excused = m.n_abandoned if m.scenario == ScenarioName.ABANDON else 0
+    judged = m.n_measured - excused
+    if judged <= 0:
         return
-    m.error_rate = (m.n_measured - m.n_ok) / m.n_measured
+    failed = judged - m.n_ok
+    m.error_rate = failed / judged
     if m.n_ok and m.error_rate > rules.max_error_rate:
-        kinds = ", ".join(f"{k}: {v}" for k, v in m.errors.items())
+        counted = {k: v for k, v in m.errors.items() if not (excused and k.startswith(ABANDONED))}
+        kinds = ", ".join(f"{k}: {v}" for k, v in counted.items())
         m.reasons.append(
-            f"error rate {m.error_rate:.0%} ({m.n_measured - m.n_ok} of {m.n_measured} measured requests "
-            f"failed: {kinds}) exceeds {rules.max_error_rate:.0%}: no latency or throughput claim"
+            f"error rate {m.error_rate:.0%} ({failed} of {judged} measured requests failed: {kinds}) "
+            f"exceeds {rules.max_error_rate:.0%}: no latency or throughput claim"
         )
 
 
@@ -329,9 +361,11 @@ def _throughput(m: PointMetrics, rows: pd.DataFrame, w0: float, w1: float, rules
     over three equal thirds is binomial by chance). Bursts (``collisions``): images per second
     of burst makespan, the drains between bursts being no serving time; the thirds are the
     first, middle and last third of the bursts, each expected to hold the total's share of
-    makespan. Open loop: completions in each third, counted one median latency later so that
-    a request counts in the third it arrived in, against the arrivals scheduled in it, whose
-    count is Poisson: a server that falls behind, or drains a backlog, strays from them.
+    makespan. Open loop (and soak): completions in each third, counted one median latency
+    later so that a request counts in the third it arrived in, against the arrivals scheduled
+    in it, whose count is Poisson: a server that falls behind, or drains a backlog, strays from
+    them. The abandon scenario is overloaded on purpose and judged on its goodput: delivered
+    images per third against a third of the total, as in closed loop.
     """
     if w1 <= w0:
         return
@@ -342,13 +376,13 @@ def _throughput(m: PointMetrics, rows: pd.DataFrame, w0: float, w1: float, rules
     in_window = done_ok[(done_ok >= w0) & (done_ok <= w1)]
     m.throughput_rps = len(in_window) / (w1 - w0)
     edges = np.linspace(w0, w1, 4)
-    if m.scenario == ScenarioName.OPEN_LOOP and rows["t_scheduled"].notna().any():
+    if m.scenario in ARRIVAL_SCENARIOS and rows["t_scheduled"].notna().any():
         _open_loop_thirds(m, rows, edges, rules)
         return
     counts, _ = np.histogram(in_window, bins=edges)
     total = float(counts.sum())
     m.thirds_basis = "completions per third of the window, against a third of the total"
-    if m.scenario == ScenarioName.OPEN_LOOP:
+    if m.scenario in ARRIVAL_SCENARIOS:
         m.notes.append("open-loop rows carry no t_scheduled: thirds compared by completions only")
     third_s = np.full(3, (w1 - w0) / 3)
     _judge_thirds(m, counts, np.full(3, total / 3), third_s, rules, binomial_of=total, unit="completions")
@@ -578,7 +612,7 @@ def _send_lag(
     scheduled = measured[measured["t_scheduled"].notna()]
     if scheduled.empty:
         return
-    if m.scenario == ScenarioName.OPEN_LOOP:
+    if m.scenario in SCHEDULED_SCENARIOS:
         scale_s = 1.0 / point.rate if point.rate else (w1 - w0) / len(scheduled)  # the mean gap
         what, why = "open-loop", "(the generator could not keep its schedule)"
     elif m.scenario == ScenarioName.COLLISIONS:

@@ -1,8 +1,9 @@
 """Quantities per request row, and the statistics taken over a set of rows.
 
 Latency and where it starts, its wait / pre / gpu / post / protocol decomposition, the
-error kind, GPU-interval overlaps within one server process, sample-floored percentiles
-and the mean number of requests in flight over a window (Little's L). Pure functions over
+error kind, GPU-interval overlaps within one server process and each interval's share of the
+device, sample-floored percentiles and the mean number of requests in flight over a window
+(Little's L). Pure functions over
 the table of ``reports.schema``.
 """
 
@@ -70,6 +71,24 @@ def gpu_overlaps(table: pd.DataFrame) -> pd.DataFrame:
         open_at_start = np.searchsorted(sorted_starts, starts, side="right") - ended_before_start
         result.loc[group.index, "depth"] = open_at_start
     return result
+
+
+def shared_gpu_seconds(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each GPU interval's share of the device, seconds: its span, every instant divided equally
+    among the intervals open then (processor sharing, as the sim backend runs overlapping calls).
+    Without overlaps each share is its span; the shares always add up to the time the device was
+    busy, where the spans of overlapping calls would count it several times."""
+    starts, ends = np.asarray(starts, dtype=float), np.asarray(ends, dtype=float)
+    if len(starts) == 0:
+        return np.zeros(0)
+    edges = np.unique(np.concatenate([starts, ends]))
+    at = edges[:-1]  # each elementary segment [edges[j], edges[j + 1]) and how many are open in it
+    open_count = np.searchsorted(np.sort(starts), at, side="right") - np.searchsorted(
+        np.sort(ends), at, side="right"
+    )
+    share = np.where(open_count > 0, np.diff(edges) / np.maximum(open_count, 1), 0.0)
+    cumulative = np.concatenate([[0.0], np.cumsum(share)])
+    return cumulative[np.searchsorted(edges, ends)] - cumulative[np.searchsorted(edges, starts)]
 
 
 def percentile(values: pd.Series, q: float, min_samples: int) -> float | None:

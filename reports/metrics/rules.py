@@ -49,6 +49,13 @@ class ValidityRules:
     material_difference: float = 0.05
     # Gradio's profiler against the ledger: a note where their medians differ by more than this.
     max_profiler_disagreement_s: float = 0.002
+    # Soak: the memory slope (MB of RSS per 1,000 requests) is a least-squares line through
+    # this many consecutive block means of the soak's second half; growth is flagged where its
+    # 95% interval lies above the tolerance, a plateau called where it lies below. 10 KB per
+    # request: what a soak of a few thousand requests resolves against the few MB a Python
+    # server's RSS swings by (measured); Gradio's stock session store keeps 100-400 KB.
+    soak_blocks: int = 6
+    max_memory_growth_mb_per_1000: float = 10.0
 
 
 def warmup_end(
