@@ -40,7 +40,7 @@ client = make_client(name, image)
 def impatient(i):
     now = time.time()
     result = client.call(LocustSession(url), f"impatient-{i}", now + 30, now + give_up_s)
-    return {"request_id": result.request_id, "t_sent": result.t_sent, "t_done": result.t_done,
+    return {"request_id": result.request_id, "t_give_up": now + give_up_s, "t_done": result.t_done,
             "error": result.error}
 
 print("ready", flush=True)
@@ -79,7 +79,7 @@ def _urllib3_calls(url: str, client_name: str) -> list[dict]:
         results.append(
             {
                 "request_id": result.request_id,
-                "t_sent": result.t_sent,
+                "t_give_up": now + GIVE_UP_S,
                 "t_done": result.t_done,
                 "error": result.error,
             }
@@ -119,9 +119,10 @@ def test_a_client_that_gives_up_closes_and_the_server_sees_it_go(
     assert len(results) == IMPATIENT
     for result in results:
         assert result["error"].startswith(f"{ABANDONED}:"), result
-        waited = result["t_done"] - result["t_sent"]
-        # t_done is the moment it gave up: not before its timeout, and long before the blocker ended
-        assert GIVE_UP_S - 0.02 <= waited < GIVE_UP_S + 0.25, result
+        # t_done is the moment it gave up: not before its due time (the timeout counts from the
+        # call, not from the send, which comes later), and long before the blocker ended
+        late = result["t_done"] - result["t_give_up"]
+        assert -0.02 <= late < 0.25, result
     assert blocker and blocker[0].ok, blocker
     rows = {row["request_id"]: row for row in server_state.wait_idle(server.url)["requests"]}
     for result in results:
@@ -168,8 +169,14 @@ def test_gvf_run_client_timeout_abandons_in_closed_loop(tmp_path: Path) -> None:
     assert {p.give_up_s for p in run.points} == {0.005} and {p.give_up_share for p in run.points} == {1.0}
     rows = run.table
     assert len(rows) > 10 and rows["error"].str.startswith(f"{ABANDONED}:").all()
-    # t_done is when the client gave up: never before its timeout; later only by what the
-    # load process's own scheduling adds (generous bounds: the box is shared)
+    # t_done is when the client gave up: its timeout counts from the call, a moment before the
+    # send, so only its order is certain; later only by what the load process's own scheduling
+    # adds (generous bounds: the box is shared)
     waited = rows["t_done"] - rows["t_sent"]
-    assert (waited >= 0.004).all() and waited.median() < 0.05 and (waited < 2).all(), waited.describe()
-    assert (rows["server_status"] == 499).all(), rows["server_status"].value_counts()
+    assert (waited > 0).all() and waited.median() < 0.05 and (waited < 2).all(), waited.describe()
+    # a request whose whole answer was read before the load process's timer fired is abandoned
+    # too (the client would not have waited) but the server saw no disconnect: rare, and only so
+    closed = rows["error"].str.contains("closed its connection")
+    assert closed.mean() > 0.9, rows["error"].value_counts()
+    assert (rows.loc[closed, "server_status"] == 499).all(), rows["server_status"].value_counts()
+    assert (rows.loc[~closed, "server_status"] == 200).all(), rows["server_status"].value_counts()

@@ -110,10 +110,17 @@ class Client(ABC):
             if isinstance(error, DeadlineExceeded):
                 return CallResult(request_id, t_sent, t_done, 0, False, f"timeout: {error}", 0)
             return CallResult(request_id, t_sent, t_done, 0, False, f"{type(error).__name__}: {error}", 0)
+        t_done = time.time()
+        if gives_up and give_up_at is not None and t_done > give_up_at:
+            # the whole answer was read before the timer could fire (a busy load process runs
+            # its greenlet late): a client with this timeout would not have waited for it
+            late = f"{t_done - give_up_at:.3g} s after its give-up time"
+            message = f"{ABANDONED}: the answer came {late} (the load process was late to give up)"
+            return CallResult(request_id, t_sent, t_done, outcome.status, False, message, 0)
         return CallResult(
             request_id,
             t_sent,
-            time.time(),
+            t_done,
             outcome.status,
             True,
             "",
