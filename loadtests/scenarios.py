@@ -420,7 +420,10 @@ PROFILES: dict[str, Profile] = {
         scenarios={
             ScenarioName.LATENCY: LatencyScenario(percentile="p90", max_s=90.0),
             ScenarioName.THROUGHPUT: ThroughputScenario(users=(1, 2, 3), percentile="p90", max_s=60.0),
-            ScenarioName.COLLISIONS: CollisionsScenario(burst_sizes=(2,), requests=6, max_s=30.0),
+            # 12 per trial: 3 bursts of warm-up (the cut's 3 requests per user), 3 measured
+            ScenarioName.COLLISIONS: CollisionsScenario(
+                burst_sizes=(2,), requests=12, percentile="p50", max_s=30.0
+            ),
             ScenarioName.OPEN_LOOP: OpenLoopScenario(fractions=(0.5, 1.0), percentile="p90", max_s=60.0),
             ScenarioName.SPIKE: SpikeScenario(saturating_users=2, percentile="p50", max_s=20.0),
             ScenarioName.MCP: McpScenario(saturating_users=3, percentile="p90", max_s=60.0),

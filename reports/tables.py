@@ -346,7 +346,11 @@ def rules_text(rules: ValidityRules) -> list[str]:
         "Which should I deploy: fastapi and gradio are compared only at closed-loop loads where both are "
         "VALID and show p90, trial t against trial t (one trial each: both bootstrapped); the verdict "
         "rests on the highest such load and calls a difference only when its 95% interval excludes none "
-        f"and it is at least {rules.material_difference:.0%} either way.",
+        f"and it is at least {rules.material_difference:.0%} either way. Where the model ran on the CPU, "
+        "each trial's values are first brought to the pair's common model speed (times scaled by the "
+        "geometric mean of the two servers' median model calls over the server's own; throughput "
+        "inversely): a CPU's speed drifts by ±20% on a shared machine, more than a framework adds, and "
+        "the verdict states how far the model calls differed.",
         "Single-stream baseline (service-time inflation, knees): the VALID `latency` point, else the VALID "
         "closed-loop users=1 point; none otherwise.",
         f"Knee: the highest VALID load whose p90 stays within {rules.knee_factor:g}× the single-stream p90.",

@@ -226,3 +226,22 @@ def test_a_load_whose_trials_do_not_pair_is_not_compared(tmp_path: Path) -> None
     assert [c.load_point for c in rec.comparisons] == ["users=2"]
     assert rec.missing == ["users=4: the trials do not pair (fastapi 3, gradio 1 trials)"]
     assert rec.decisive is not None and rec.decisive.load_point == "users=2"
+
+
+def test_on_the_cpu_the_machines_speed_is_not_credited_to_a_server(tmp_path: Path) -> None:
+    """The same model call took 1.2x as long while gradio ran (a CPU's speed drifts by that much
+    on a shared machine): as measured FastAPI is ahead; on the CPU, brought to their common model
+    speed, the frameworks tie, and the verdict says how far the model calls differed."""
+    times: dict[str, float | tuple[float, ...]] = {"fastapi": 0.1, "gradio": 0.12}
+    as_measured = recommendation(tmp_path / "simulated", times)
+    assert as_measured.choice is Choice.FASTAPI
+    assert as_measured.decisive is not None and not as_measured.decisive.common_model_speed
+    cpu = {"backend": "u2netp", "device": "cpu", "weights": "real"}
+    rec = recommendation(tmp_path / "cpu", times, model=cpu)
+    assert rec.choice is Choice.TIE, rec.verdict
+    decisive = rec.decisive
+    assert decisive is not None and decisive.common_model_speed
+    assert decisive.model_time_ratio is not None and decisive.model_time_ratio.low > 1.1
+    assert decisive.throughput_ratio is not None and 0.95 < decisive.throughput_ratio.estimate < 1.05
+    assert re.search(r"the model call took 1\.2\d× as long in gradio's process", rec.verdict)
+    assert rec.verdict.endswith("on the CPU, at the pair's common model speed.")

@@ -10,6 +10,9 @@ says "no measurable difference" with the interval. The verdict rests on the high
 (the most load both served validly) and states its :class:`Choice`, the comparisons it read
 and, where nothing can be compared, what is missing. Findings add the single-stream protocol
 time, the lock each server holds and the naive control, each with the rule that made it.
+Where the model ran on the CPU, both sides are first brought to their common model speed
+(``compare(..., common_model_speed=True)``): the machine's speed while each server ran is not
+the framework's doing, and the verdict says how far the model calls differed.
 ``DOCUMENTED_FACTS`` are what the documentation says and no run measures.
 """
 
@@ -21,7 +24,7 @@ from enum import StrEnum
 
 from reports.metrics.intervals import Interval
 from reports.metrics.rules import ValidityRules
-from reports.metrics.summaries import THROUGHPUT, PointSummary, compare, single_stream
+from reports.metrics.summaries import THROUGHPUT, PointSummary, compare, model_time_ratio, single_stream
 from reports.schema import ScenarioName
 
 # Client preference when pairing the two servers: the path a typical user of each takes
@@ -81,6 +84,8 @@ class LoadComparison:
     p90_difference: Interval | None  # gradio − fastapi, s: > 0 where fastapi answers sooner
     throughput_favours: Favours
     p90_favours: Favours
+    common_model_speed: bool = False  # both compared at the pair's common model speed (CPU runs)
+    model_time_ratio: Interval | None = None  # gradio / fastapi median model call, paired
 
     @property
     def one_trial(self) -> bool:
@@ -154,7 +159,10 @@ def _favours_sooner(
 ) -> Favours:
     if interval is None or not interval.excludes(0.0):
         return Favours.NEITHER
-    if not material(max(fastapi_s, gradio_s), min(fastapi_s, gradio_s), rules):
+    # the paired difference itself against the sooner level: the levels may be as measured
+    # while the difference was compared at a common model speed
+    sooner = min(fastapi_s, gradio_s)
+    if not material(sooner + abs(interval.estimate), sooner, rules):
         return Favours.NEITHER
     return Favours.FASTAPI if interval.estimate > 0 else Favours.GRADIO
 
@@ -184,10 +192,15 @@ def _why_not(s: PointSummary | None, server: str) -> str | None:
 
 
 def comparisons(
-    summaries: Sequence[PointSummary], fa_client: str, gr_client: str, rules: ValidityRules
+    summaries: Sequence[PointSummary],
+    fa_client: str,
+    gr_client: str,
+    rules: ValidityRules,
+    common_model_speed: bool = False,
 ) -> tuple[list[LoadComparison], list[str]]:
     """The comparison at every closed-loop load both servers served validly with p90, and
-    for every other load of either sweep why it was not compared."""
+    for every other load of either sweep why it was not compared (``common_model_speed``:
+    see ``reports.metrics.summaries.compare``)."""
     fastapi, gradio = _sweep(summaries, "fastapi", fa_client), _sweep(summaries, "gradio", gr_client)
     compared: list[LoadComparison] = []
     missing: list[str] = []
@@ -198,8 +211,8 @@ def comparisons(
             label = (fa or gr).load_point if (fa or gr) else f"load {load:g}"
             missing.append(f"{label}: {'; '.join(why)}")
             continue
-        ratio = compare(fa, gr, THROUGHPUT)
-        difference = compare(gr, fa, "p90")
+        ratio = compare(fa, gr, THROUGHPUT, common_model_speed)
+        difference = compare(gr, fa, "p90", common_model_speed)
         if ratio is None and difference is None:
             trials = f"fastapi {fa.n_trials}, gradio {gr.n_trials} trials"
             missing.append(f"{fa.load_point}: the trials do not pair ({trials})")
@@ -215,6 +228,8 @@ def comparisons(
                 difference,
                 _favours_ratio(ratio, rules),
                 _favours_sooner(difference, fa_p90, gr_p90, rules),
+                common_model_speed,
+                model_time_ratio(gr, fa) if common_model_speed else None,
             )
         )
     return compared, missing
@@ -253,9 +268,26 @@ def p90_phrase(c: LoadComparison) -> str:
 
 
 def method_of(c: LoadComparison) -> str:
-    """The interval method(s) a load's comparison used."""
-    methods = {i.method for i in (c.throughput_ratio, c.p90_difference) if i is not None}
-    return "; ".join(sorted(methods)) or "no interval"
+    """The interval method(s) a load's comparison used, and the model speed it compared at."""
+    methods = "; ".join(sorted({i.method for i in (c.throughput_ratio, c.p90_difference) if i is not None}))
+    if c.common_model_speed:
+        methods = f"{methods or 'no interval'}; {speed_phrase(c)}"
+    return methods or "no interval"
+
+
+def speed_phrase(c: LoadComparison) -> str:
+    """How far the model call itself differed between the two servers, and what was done about it."""
+    ratio = c.model_time_ratio
+    differed = (
+        f"the model call took {ratio.estimate:.2f}× as long in gradio's process as in fastapi's "
+        f"(95% CI {ratio.low:.2f}–{ratio.high:.2f})"
+        if ratio is not None
+        else "the model calls' times were compared trial by trial"
+    )
+    return (
+        f"both at their common model speed — on the CPU {differed}, the machine's speed while each "
+        "ran, not the framework's doing; the p90 levels shown are as measured"
+    )
 
 
 def recommend(
@@ -276,7 +308,9 @@ def recommend(
             f"No VALID point for the `{missing}` server: the two cannot be compared, nothing is recommended."
         )
     rec = Recommendation("", pair=(fa_client, gr_client))
-    rec.comparisons, rec.missing = comparisons(summaries, fa_client, gr_client, rules)
+    # a model on the CPU runs at the machine's speed of the moment: see reports.metrics.summaries
+    on_cpu = device.startswith("cpu")
+    rec.comparisons, rec.missing = comparisons(summaries, fa_client, gr_client, rules, on_cpu)
     protocol = _protocol_finding(summaries, fa_client, gr_client)
     if protocol is not None:
         rec.findings.append(protocol)
@@ -424,7 +458,12 @@ def _decide(rec: Recommendation, rules: ValidityRules) -> None:
     rule = (
         "Rule: compared at the highest closed-loop load where both servers are VALID in every trial "
         "and the pooled sample meets the p90 floor; a difference is called only when its 95% interval "
-        f"excludes none and it is at least {rules.material_difference:.0%} either way."
+        f"excludes none and it is at least {rules.material_difference:.0%} either way"
+        + (
+            "; on the CPU, at the pair's common model speed."
+            if rec.decisive and rec.decisive.common_model_speed
+            else "."
+        )
     )
     c = rec.decisive
     if c is None:

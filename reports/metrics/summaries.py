@@ -16,7 +16,12 @@ trial on its own. ``summarise`` pools them per (server, client, scenario, load p
   that drifts, a backlog): dropping it and keeping the others would pick the evidence.
 
 ``compare`` sets two summaries side by side, trial t of one against trial t of the other
-(they ran interleaved): a ratio for throughput, a difference for the others.
+(they ran interleaved): a ratio for throughput, a difference for the others. With
+``common_model_speed`` each side is first brought to the pair's common model speed: where the
+model runs on a CPU, the same model call on the same input takes ±20 % from one minute or one
+process to the next on a shared machine (measured: per-trial medians of one u2netp call
+290–425 ms within one run), far more than what a framework adds around it; a framework
+comparison must not credit one server with the machine's speed while it ran.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class TrialSample:
     components: dict[str, np.ndarray]  # mean-able decomposition components per decomposed row, s
     rate_seconds: np.ndarray  # completion gaps, or each burst's makespan per image, s
     rate_method: str  # BOOTSTRAP_GAPS or BOOTSTRAP_BURSTS
+    model_s: float | None = None  # median model call (GPU stage), s; None where calls were batched
 
 
 @dataclass
@@ -147,7 +153,18 @@ def trial_sample(table: pd.DataFrame, m: PointMetrics) -> TrialSample:
         components={name: components[name].to_numpy(dtype=float) for name in COMPONENTS if name in MEANS},
         rate_seconds=rate_seconds,
         rate_method=method,
+        model_s=_model_seconds(measured[measured["ok"].astype(bool)]),
     )
+
+
+def _model_seconds(rows: pd.DataFrame) -> float | None:
+    """The median model call of requests that each had a call of their own; None where any
+    shared one (a batch's call time is no one image's) or the ledger has no GPU spans."""
+    if "batch_size" in rows and (pd.to_numeric(rows["batch_size"], errors="coerce") > 1).any():
+        return None
+    spans = (rows["t_gpu_end"] - rows["t_gpu_start"]).dropna()
+    spans = spans[spans > 0]
+    return float(spans.median()) if len(spans) else None
 
 
 def _floor(statistic: str, rules: ValidityRules) -> int:
@@ -220,30 +237,81 @@ def _summary(
     return summary
 
 
-def compare(a: PointSummary, b: PointSummary, statistic: str) -> Interval | None:
+def model_speed_factors(a: PointSummary, b: PointSummary) -> tuple[dict[int, float], dict[int, float]] | None:
+    """Per trial both sides ran, what brings each side to the pair's common model speed: the
+    geometric mean of the two median model calls over the side's own (a time statistic is
+    multiplied by it, a throughput divided). None unless every such trial has both model times."""
+    trials = sorted(set(a.samples) & set(b.samples))
+    model_a = {t: a.samples[t].model_s for t in trials}
+    model_b = {t: b.samples[t].model_s for t in trials}
+    if not trials or any(model_a[t] is None or model_b[t] is None for t in trials):
+        return None
+    factor_a: dict[int, float] = {}
+    factor_b: dict[int, float] = {}
+    for t in trials:
+        own_a, own_b = float(model_a[t] or 0.0), float(model_b[t] or 0.0)
+        common = float(np.sqrt(own_a * own_b))
+        factor_a[t], factor_b[t] = common / own_a, common / own_b
+    return factor_a, factor_b
+
+
+def model_time_ratio(a: PointSummary, b: PointSummary) -> Interval | None:
+    """a's median model call over b's, paired by trial (one trial each: None)."""
+    if a.n_trials < 2 or b.n_trials < 2:
+        return None
+    model_a = {t: s.model_s for t, s in a.samples.items() if s.model_s}
+    model_b = {t: s.model_s for t, s in b.samples.items() if s.model_s}
+    return paired_ratio_interval(model_a, model_b)  # type: ignore[arg-type]
+
+
+def _scaled(values: dict[int, float], factors: dict[int, float], statistic: str) -> dict[int, float]:
+    if statistic == THROUGHPUT:
+        return {t: v / factors[t] for t, v in values.items() if t in factors}
+    return {t: v * factors[t] for t, v in values.items() if t in factors}
+
+
+def compare(
+    a: PointSummary, b: PointSummary, statistic: str, common_model_speed: bool = False
+) -> Interval | None:
     """``a`` against ``b``: the throughput ratio a / b, or the difference a − b of another
     statistic, with its 95% interval. Trials are paired by number where both sides have at
     least two in common; with one trial each, both samples are bootstrapped; otherwise (or
-    where either side does not show the statistic) there is no comparison."""
+    where either side does not show the statistic) there is no comparison.
+
+    ``common_model_speed``: each side's values are first brought to the pair's common model
+    speed (``model_speed_factors``; a whole latency is scaled, its few percent outside the model
+    call included: a second-order error); where the model times are not known, as measured."""
     if statistic not in a.intervals or statistic not in b.intervals:
         return None
+    factors = model_speed_factors(a, b) if common_model_speed else None
     if a.n_trials >= 2 and b.n_trials >= 2:
         pair = paired_ratio_interval if statistic == THROUGHPUT else paired_difference_interval
-        return pair(a.per_trial(statistic), b.per_trial(statistic))
+        a_values, b_values = a.per_trial(statistic), b.per_trial(statistic)
+        if factors is not None:
+            a_values, b_values = (
+                _scaled(a_values, factors[0], statistic),
+                _scaled(b_values, factors[1], statistic),
+            )
+        return pair(a_values, b_values)
     if a.n_trials != 1 or b.n_trials != 1:
         return None
     (sample_a,), (sample_b,) = a.samples.values(), b.samples.values()
+    # one trial each: every time in a sample scales alike (seconds per image included)
+    scale_a, scale_b = (factors[0][sample_a.trial], factors[1][sample_b.trial]) if factors else (1.0, 1.0)
     if statistic == THROUGHPUT:
         return bootstrap_ratio_interval(
-            sample_a.rate_seconds, sample_b.rate_seconds, rate_of_gaps, sample_a.rate_method
+            sample_a.rate_seconds * scale_a,
+            sample_b.rate_seconds * scale_b,
+            rate_of_gaps,
+            sample_a.rate_method,
         )
     if statistic in QUANTILES:
         return bootstrap_difference_interval(
-            sample_a.latency, sample_b.latency, quantile_of_rows(QUANTILES[statistic])
+            sample_a.latency * scale_a, sample_b.latency * scale_b, quantile_of_rows(QUANTILES[statistic])
         )
     return bootstrap_difference_interval(
-        sample_a.components.get(statistic, np.array([])),
-        sample_b.components.get(statistic, np.array([])),
+        sample_a.components.get(statistic, np.array([])) * scale_a,
+        sample_b.components.get(statistic, np.array([])) * scale_b,
         mean_of_rows,
     )
 
