@@ -10,8 +10,8 @@
 #
 # Overrides (the CPU test uses them): GVF_VARIANT (large), GVF_RESOLUTION (1024),
 # GVF_BATCHES (1,2,4,8,16), GVF_OVERLAP (1,2,4,8), GVF_ITERS (10), GVF_MEMORY_CAP (64 images),
-# GVF_PROFILE (quick), GVF_DEVICE (auto), GVF_BUDGET_S (190: the comparison's time box, server
-# startups included). The profile's timed calls add up to about 40 s at the shipped H100 figures
+# GVF_PROFILE (quick), GVF_SCENARIOS (the profile's), GVF_DEVICE (auto), GVF_BUDGET_S (190: the
+# comparison's time box, server startups included). The profile's timed calls add up to about 40 s at the shipped H100 figures
 # (13 calls per batch size, 6 rounds per overlap count, one warm-up and one call at 32 and 64
 # images), plus the model's load, so the whole check stays inside 5 minutes.
 set -euo pipefail
@@ -36,5 +36,5 @@ resolution=${GVF_RESOLUTION:-1024}
   --iters "${GVF_ITERS:-10}" --memory-cap-images "${GVF_MEMORY_CAP:-64}" --device "${GVF_DEVICE:-auto}"
 "$python" -m loadtests.cli run --profile "${GVF_PROFILE:-quick}" --model birefnet_native \
   --server-arg=--random-weights --server-arg="--variant=$variant" --server-arg="--resolution=$resolution" \
-  --budget-s "${GVF_BUDGET_S:-190}" --out "$out/runs"
+  --budget-s "${GVF_BUDGET_S:-190}" ${GVF_SCENARIOS:+--scenarios "$GVF_SCENARIOS"} --out "$out/runs"
 echo "GPU profile: $out/gpu_profile.json; report: $(ls -d "$out"/runs/*/report 2>/dev/null | tail -1)"

@@ -25,6 +25,7 @@ def test_gpu_check_script_runs_end_to_end_on_cpu(tmp_path: Path) -> None:
         "GVF_OVERLAP": "1,2",
         "GVF_ITERS": "2",
         "GVF_PROFILE": "smoke",
+        "GVF_SCENARIOS": "latency,collisions",  # every server, a report; the rest is other tests' job
         "GVF_DEVICE": "cpu",
         "PYTHON": sys.executable,
     }

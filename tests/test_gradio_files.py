@@ -4,6 +4,7 @@ downloaded, everything after ``--keep-files-s``, the oldest first beyond ``--max
 from __future__ import annotations
 
 import io
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +33,8 @@ def distinct_png(seed: int) -> bytes:
 
 
 def tree(root: Path) -> list[Path]:
-    return [path for path in root.rglob("*") if path.is_file()]
+    """The files under ``root``, listed while the server deletes some (a folder gone mid-walk)."""
+    return [Path(folder, name) for folder, _, names in os.walk(root) for name in names]
 
 
 @pytest.mark.slow

@@ -88,7 +88,7 @@ def test_smoke_run_writes_table_and_run_json(tmp_path: Path) -> None:
     }
     seen = set(zip(table["scenario"], table["load_point"], strict=True))
     assert expected_points <= seen
-    assert {p.scenario for p in run.points} == set(PROFILES["smoke"].scenarios)
+    assert {p.scenario for p in run.points} == set(PROFILES["smoke"].default_scenarios)
     for point in run.points:
         rows = table[(table["scenario"] == point.scenario) & (table["load_point"] == point.load_point)]
         assert len(rows) > 0 and point.load_cpu_percent is not None
@@ -100,7 +100,11 @@ def test_smoke_run_writes_table_and_run_json(tmp_path: Path) -> None:
 
 
 def test_repeat_measures_every_point_in_interleaved_trials(tmp_path: Path) -> None:
-    run = _smoke_run(tmp_path, "--servers", "gradio,fastapi", "--repeat", "2", timeout=300)
+    # every scenario with one client per server (mcp brings two: its own test covers it)
+    scenarios = "latency,collisions,throughput,open-loop,spike"
+    run = _smoke_run(
+        tmp_path, "--servers", "gradio,fastapi", "--scenarios", scenarios, "--repeat", "2", timeout=300
+    )
     assert not run.partial, run.partial_reasons
     assert run.meta["repeat"] == 2 and run.meta["trial_order_rule"] == "interleaved"
     table = run.table
