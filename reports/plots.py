@@ -27,6 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reports.metrics.abandon import AbandonSummary
+from reports.metrics.batching import BatchPoint
 from reports.metrics.intervals import Interval
 from reports.metrics.points import PointMetrics, latency_sample, measured_rows
 from reports.metrics.rows import COMPONENTS, gpu_overlaps
@@ -508,6 +509,60 @@ def abandon_bars(abandon: Sequence[AbandonSummary]) -> Figure:
         ax.title.set_fontsize(10)
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle("Abandon scenario (whiskers: 95% CI over trials)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def batching(points: Sequence[BatchPoint]) -> Figure:
+    """Left: each batched point's GPU calls by batch size (a histogram per point, side by side).
+    Right: throughput and p90 against the point's mean batch size, per server (95% whiskers)."""
+    if not points:
+        return _message_figure("Batching", "no server formed a batch in this run")
+    fig, (hist, perf) = plt.subplots(1, 2, figsize=(13, 4.4))
+    sizes = sorted({size for b in points for size in b.calls_by_size})
+    width = 0.8 / len(points)
+    x = np.arange(len(sizes))
+    for i, b in enumerate(points):
+        share = [b.calls_by_size.get(size, 0) / max(b.calls, 1) for size in sizes]
+        hollow = b.verdict != "VALID"
+        hist.bar(
+            x + i * width - 0.4 + width / 2,
+            share,
+            width,
+            label=f"{b.server}/{b.client} {b.load_point}{' (INVALID)' if hollow else ''}",
+            fill=not hollow,
+            edgecolor="black" if hollow else None,
+        )
+    hist.set_xticks(x, [str(size) for size in sizes])
+    hist.set(title="GPU calls by batch size, per load point", xlabel="batch size", ylabel="share of calls")
+    hist.legend(fontsize=6)
+    hist.grid(alpha=0.3, axis="y")
+    latency = perf.twinx()
+    for server in sorted({b.server for b in points}):
+        own = sorted(
+            (b for b in points if b.server == server and b.mean_batch), key=lambda b: b.mean_batch or 0
+        )
+        batch = [b.mean_batch or 0.0 for b in own]
+        for ax, name, values, scale, marker in (
+            (perf, "img/s", [b.throughput for b in own], 1.0, "o"),
+            (latency, "p90 ms", [b.p90 for b in own], 1e3, "s"),
+        ):
+            drawn = [(m, v) for m, v in zip(batch, values, strict=True) if v is not None]
+            if not drawn:
+                continue
+            xs = [m for m, _ in drawn]
+            ys = [_centre(v, scale) or 0.0 for _, v in drawn]
+            errors = np.array([_whisker(v, scale) for _, v in drawn]).T
+            style = "-" if name == "img/s" else "--"
+            label = f"{server} {name}"
+            ax.errorbar(xs, ys, yerr=errors, marker=marker, linestyle=style, capsize=3, label=label)
+    perf.set(title="Throughput (—) and p90 (--) against mean batch size", xlabel="requests per GPU call")
+    perf.set_ylabel("images/s")
+    latency.set_ylabel("p90 ms")
+    handles = perf.get_legend_handles_labels()
+    more = latency.get_legend_handles_labels()
+    perf.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="upper left")
+    perf.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
