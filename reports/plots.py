@@ -88,7 +88,7 @@ def _legend(ax: Axes) -> None:
         )
 
 
-def _message_figure(title: str, message: str) -> Figure:
+def message_figure(title: str, message: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 2.2))
     ax.axis("off")
     ax.set_title(title)
@@ -169,7 +169,7 @@ def latency_vs_load(summaries: Sequence[PointSummary]) -> Figure:
     """p50 / p90 / p99 against load, one panel per sweep, one colour per series."""
     sweeps = _sweeps_present(summaries)
     if not sweeps:
-        return _message_figure("Latency vs load", "no throughput or open-loop sweep in this run")
+        return message_figure("Latency vs load", "no throughput or open-loop sweep in this run")
     fig, axes = plt.subplots(1, len(sweeps), figsize=(6.5 * len(sweeps), 4.2), squeeze=False)
     for ax, scenario in zip(axes[0], sweeps, strict=True):
         for label, points in _series(summaries, scenario).items():
@@ -190,7 +190,7 @@ def throughput_vs_load(summaries: Sequence[PointSummary]) -> Figure:
     """Completed images/s in the measured window against load (open loop: offered = diagonal)."""
     sweeps = _sweeps_present(summaries)
     if not sweeps:
-        return _message_figure("Throughput vs load", "no throughput or open-loop sweep in this run")
+        return message_figure("Throughput vs load", "no throughput or open-loop sweep in this run")
     fig, axes = plt.subplots(1, len(sweeps), figsize=(6.5 * len(sweeps), 4.2), squeeze=False)
     for ax, scenario in zip(axes[0], sweeps, strict=True):
         for label, points in _series(summaries, scenario).items():
@@ -224,7 +224,7 @@ def throughput_vs_p90(summaries: Sequence[PointSummary], knee_list: Sequence[Kne
     the sweep has the samples for p90, p50 is drawn and the title says so."""
     scenario = headline_sweep(summaries)
     if scenario is None:
-        return _message_figure("Throughput vs p90", "no throughput or open-loop sweep in this run")
+        return message_figure("Throughput vs p90", "no throughput or open-loop sweep in this run")
     with_run = _several_runs(summaries)
     # p50 stands in only where no point of the sweep has the samples for p90, and says so
     stat = "p90" if any("p90" in s.intervals for s in summaries if s.scenario == scenario) else "p50"
@@ -330,7 +330,7 @@ def gpu_timeline(
         if trials[0].scenario == ScenarioName.COLLISIONS
     ]
     if not points:
-        return _message_figure("GPU timeline", "no `collisions` scenario in this run")
+        return message_figure("GPU timeline", "no `collisions` scenario in this run")
     cpu = device.startswith("cpu")
     overlaps = gpu_overlaps(table)
     fig, axes = plt.subplots(len(points), 1, figsize=(12, 2.4 * len(points)), squeeze=False)
@@ -376,7 +376,7 @@ def decomposition_bars(summaries: Sequence[PointSummary]) -> Figure:
         chosen.extend(points[-1] for points in _series(summaries, scenario).values())
     chosen = [s for s in chosen if s.mean_over_trials("gpu_s") is not None]
     if not chosen:
-        return _message_figure("Latency decomposition", "no ledger rows joined: nothing to decompose")
+        return message_figure("Latency decomposition", "no ledger rows joined: nothing to decompose")
     fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(chosen)), 4.5))
     x = np.arange(len(chosen))
     bottom = np.zeros(len(chosen))
@@ -422,7 +422,7 @@ def memory_vs_concurrency(summaries: Sequence[PointSummary], device: str) -> Fig
             if not (device.startswith("cuda") or simulated)
             else f"no point recorded peak {what}"
         )
-        return _message_figure("Peak memory vs concurrency", why)
+        return message_figure("Peak memory vs concurrency", why)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     with_run = _several_runs(summaries)
     grouped: dict[str, list[PointSummary]] = {}
@@ -481,7 +481,7 @@ def _mark_out_of_memory(ax: Axes, summaries: Sequence[PointSummary]) -> None:
 def abandon_bars(abandon: Sequence[AbandonSummary]) -> Figure:
     """Goodput and wasted GPU seconds per server at each abandon point, 95% intervals as whiskers."""
     if not abandon:
-        return _message_figure("Abandoned requests", "no abandon scenario in this run")
+        return message_figure("Abandoned requests", "no abandon scenario in this run")
     with_run = _several_runs(abandon)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     labels = [
@@ -517,7 +517,7 @@ def batching(points: Sequence[BatchPoint]) -> Figure:
     """Left: each batched point's GPU calls by batch size (a histogram per point, side by side).
     Right: throughput and p90 against the point's mean batch size, per server (95% whiskers)."""
     if not points:
-        return _message_figure("Batching", "no server formed a batch in this run")
+        return message_figure("Batching", "no server formed a batch in this run")
     fig, (hist, perf) = plt.subplots(1, 2, figsize=(13, 4.4))
     sizes = sorted({size for b in points for size in b.calls_by_size})
     width = 0.8 / len(points)
@@ -582,7 +582,7 @@ def soak_resources(resources: pd.DataFrame | None) -> Figure:
     """Each sampled resource of each soak point against time since its first sample, one line per
     server (and held entry): memory, descriptors, threads, temp dir, GPU memory, held."""
     if resources is None or resources.empty:
-        return _message_figure("Soak", "no resource samples in this run")
+        return message_figure("Soak", "no resource samples in this run")
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
     series = list(resources.groupby(["server", "client", "load_point", "trial"], sort=False))
     for ax, (column, title, unit, scale) in zip(axes.ravel(), _SOAK_PANELS, strict=True):
