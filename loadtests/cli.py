@@ -2,6 +2,8 @@
 
 - ``gvf run``     benchmark the chosen servers with the chosen scenarios; writes a run directory
                   (requests.csv, run.json) and builds its report
+- ``gvf tune``    each server at its best settings for a p90 target, and the bests compared
+                  (loadtests.tune); ``gvf run --best-of TUNE_DIR`` reruns at the tuned flags
 - ``gvf serve``   start one server in the foreground (``python -m servers KIND ...``)
 - ``gvf calibrate``  measure a GPU profile (``python -m servers.calibrate ...``)
 - ``gvf report``  build a report from run directories (reports.build)
@@ -17,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loadtests.orchestrate import RunOptions
@@ -31,6 +33,7 @@ BACKENDS = {
     "birefnet_native": "the project's own BiRefNet implementation (strict state-dict load)",
 }
 DEFAULT_OUT = Path("reports/runs")
+DEFAULT_TUNE_OUT = Path("reports/tunes")
 
 
 def _csv_list(text: str) -> list[str]:
@@ -130,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the soak scenario's duration in seconds (default: the profile's)",
     )
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    run.add_argument(
+        "--best-of",
+        type=Path,
+        default=None,
+        metavar="TUNE_DIR",
+        help="run each server at the best flags a `gvf tune` found (its tune.json), as KIND:FLAG "
+        "server args; run.json records them under best_of",
+    )
+    _add_tune(commands, servers)
 
     serve = commands.add_parser("serve", help="start python -m servers KIND ... in the foreground")
     serve.add_argument("kind", choices=servers)
@@ -145,6 +157,109 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="servers, clients, scenarios, profiles, backends")
     _add_export_space(commands)
     return parser
+
+
+def _add_tune(commands: argparse._SubParsersAction, servers: list[str]) -> None:
+    from loadtests.tune import DEFAULT_BUDGET_S, DEFAULT_SLO_FACTOR, SEARCH_SPACE
+
+    flags = sorted({d.flag for dims in SEARCH_SPACE.values() for d in dims})
+    tune = commands.add_parser(
+        "tune",
+        help="search each server's flags for the most images/s with p90 within an SLO (README 'Tuning')",
+    )
+    tune.add_argument(
+        "--servers", type=_csv_list, default=["gradio", "fastapi"], help="comma list (default gradio,fastapi)"
+    )
+    slo = tune.add_mutually_exclusive_group()
+    slo.add_argument("--slo-p90-ms", type=float, default=None, help="the p90 target, ms")
+    slo.add_argument(
+        "--slo-factor",
+        type=float,
+        default=DEFAULT_SLO_FACTOR,
+        help=f"the p90 target as this many times the fastest server's single-stream p90, measured first "
+        f"(default {DEFAULT_SLO_FACTOR:g})",
+    )
+    tune.add_argument(
+        "--budget-s",
+        type=float,
+        default=DEFAULT_BUDGET_S,
+        help=f"the whole tune's time box, startups included (default {DEFAULT_BUDGET_S:.0f})",
+    )
+    tune.add_argument("--model", choices=list(BACKENDS), default="auto", help="(default auto)")
+    tune.add_argument("--image", type=Path, default=None, help="input image (default: the small test photo)")
+    tune.add_argument(
+        "--out", type=Path, default=None, help=f"the tune directory (default {DEFAULT_TUNE_OUT}/<time>-tune)"
+    )
+    tune.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra flag for every run's servers (repeat; KIND:FLAG for one kind), e.g. "
+        "--server-arg=--sim-profile=h100-birefnet-swinl-fp16-1024",
+    )
+    tune.add_argument(
+        "--only", type=_csv_list, default=None, help=f"search just these flags (of {', '.join(flags)})"
+    )
+    tune.add_argument("--repeat", type=int, default=2, help="trials per candidate (default 2)")
+    tune.add_argument(
+        "--final-repeat", type=int, default=3, help="trials of the default and best runs (default 3)"
+    )
+    tune.add_argument("--max-users", type=int, default=32, help="the highest closed-loop load (default 32)")
+    tune.add_argument("--point-s", type=float, default=30.0, help="a load point's time box (default 30)")
+
+
+def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from loadtests.clients import SERVER_FAMILY
+    from loadtests.orchestrate import install_signal_handlers
+    from loadtests.scenarios import SMALL_IMAGE
+    from loadtests.targets import UnknownServerKind, split_server_arg
+    from loadtests.tune import SEARCH_SPACE, Tune, TuneOptions, default_tune_dir
+
+    for name in args.servers:
+        if name not in SERVER_FAMILY:
+            parser.error(f"unknown server {name!r}; known: {', '.join(SERVER_FAMILY)}")
+    known = {d.flag for dims in SEARCH_SPACE.values() for d in dims}
+    for flag in args.only or []:
+        if flag not in known:
+            parser.error(f"--only {flag!r}: not a flag the tune searches ({', '.join(sorted(known))})")
+    searched = set(args.only or known)
+    for arg in args.server_arg:
+        try:
+            _kind, flag = split_server_arg(arg)
+        except UnknownServerKind as error:
+            parser.error(f"--server-arg {arg!r}: {error}")
+        name = flag.lstrip("-").split("=", 1)[0]
+        if name in searched:
+            parser.error(f"--server-arg {arg!r}: the tune sets --{name} itself (search without it: --only)")
+    for flag, value, least in (
+        ("--budget-s", args.budget_s, 0),
+        ("--repeat", args.repeat, 1),
+        ("--final-repeat", args.final_repeat, 2),
+        ("--max-users", args.max_users, 1),
+        ("--point-s", args.point_s, 0),
+        ("--slo-factor", args.slo_factor, 0),
+    ):
+        if value < least or (least == 0 and value <= 0):
+            parser.error(f"{flag} must be {'> 0' if least == 0 else f'>= {least}'}")
+    if args.slo_p90_ms is not None and args.slo_p90_ms <= 0:
+        parser.error("--slo-p90-ms must be > 0")
+    options = TuneOptions(
+        servers=args.servers,
+        model=args.model,
+        image=args.image or SMALL_IMAGE,
+        out_dir=args.out or default_tune_dir(DEFAULT_TUNE_OUT),
+        budget_s=args.budget_s,
+        slo_p90_ms=args.slo_p90_ms,
+        slo_factor=args.slo_factor,
+        server_args=args.server_arg,
+        only=args.only,
+        repeat=args.repeat,
+        final_repeat=args.final_repeat,
+        max_users=args.max_users,
+        point_s=args.point_s,
+    )
+    install_signal_handlers()
+    return Tune(options).execute()
 
 
 def _add_export_space(commands: argparse._SubParsersAction) -> None:
@@ -230,6 +345,7 @@ def run_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Ru
             split_server_arg(arg)
         except UnknownServerKind as error:
             parser.error(f"--server-arg {arg!r}: {error}")
+    best_of = _best_of(args, parser, servers)
     if args.workers < 0:
         parser.error("--workers must be >= 0")
     repeat = profile.repeat if args.repeat is None else args.repeat
@@ -260,7 +376,7 @@ def run_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Ru
         target_url=args.target_url,
         workers=args.workers,
         seed=args.seed,
-        server_args=args.server_arg,
+        server_args=[*(best_of["server_args"] if best_of else []), *args.server_arg],
         build_report=not args.no_report,
         repeat=repeat,
         trial_order=args.trial_order,
@@ -269,7 +385,36 @@ def run_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Ru
         scenario_servers={} if args.servers or args.target_url else dict(profile.scenario_servers),
         gradio_profiling=args.gradio_profiling,
         client_timeout_s=args.client_timeout_s,
+        best_of=best_of,
     )
+
+
+def _best_of(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, servers: list[str]
+) -> dict[str, Any] | None:
+    """``--best-of TUNE_DIR``: the tune's best flags for the chosen servers, as KIND:FLAG args and
+    as run.json's record (refused beside a --server-arg that sets one of them)."""
+    if args.best_of is None:
+        return None
+    from loadtests.targets import split_server_arg
+    from loadtests.tune import TuneError, best_flags, tuned_server_args
+
+    try:
+        flags = best_flags(args.best_of)
+    except TuneError as error:
+        parser.error(f"--best-of: {error}")
+    tuned = tuned_server_args(flags, servers)
+    names = {(kind, flag.split("=", 1)[0]) for kind, flag in map(split_server_arg, tuned)}
+    for arg in args.server_arg:
+        kind, flag = split_server_arg(arg)
+        name = flag.split("=", 1)[0]
+        if any(n == name and (kind is None or kind == k) for k, n in names):
+            parser.error(f"--server-arg {arg!r} sets {name}, which --best-of {args.best_of} sets too")
+    return {
+        "tune_dir": str(args.best_of),
+        "flags": {server: flags.get(server, []) for server in servers},
+        "server_args": tuned,
+    }
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -293,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["calibrate"]:
         # a process of its own, as `gvf serve`: the load generator never imports servers/ (or torch)
         os.execv(sys.executable, [sys.executable, "-m", "servers.calibrate", *arguments[1:]])
-    if arguments[:1] == ["run"]:
+    if arguments[:1] in (["run"], ["tune"]):
         # Locust runs inside `gvf run`: gevent must patch the standard library before
         # anything imports ssl or urllib3, opens sockets or starts threads.
         import locust  # noqa: F401
@@ -303,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list()
     if args.command == "export-space":
         return _export_space(args)
+    if args.command == "tune":
+        return _tune(args, parser)
     if args.command == "serve":
         server_args = [a for a in args.server_args if a != "--"]
         # exec: the server gets the terminal's signals directly, and its exit code is ours

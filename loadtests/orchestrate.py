@@ -107,6 +107,8 @@ class RunOptions:
     # every request gives up this many seconds after it was due (--client-timeout-s; the abandon
     # scenario applies it to its impatient share only, through its own client_timeout_s)
     client_timeout_s: float | None = None
+    # gvf run --best-of: the tune directory and the flags it gave each server (already in server_args)
+    best_of: dict[str, Any] | None = None
 
 
 @dataclass
@@ -163,13 +165,7 @@ class BenchmarkRun:
         return {
             "run_id": self.run_id,
             "profile": options.profile.name,
-            "outcome": "running",
-            "outcome_detail": "",
-            "started": provenance.now_iso(),
-            "ended": None,
-            "git_sha": provenance.git_sha(),
-            "versions": provenance.versions(),
-            "host": provenance.host(),
+            **provenance.record_header(),
             "model": {},
             "servers": {},
             "load_generator": {
@@ -205,6 +201,7 @@ class BenchmarkRun:
             "target_url": options.target_url,
             "gradio_profiling": {"enabled": options.gradio_profiling, "file": None},
             "client_timeout_s": options.client_timeout_s,
+            "best_of": options.best_of,
         }
 
     # -- the whole run

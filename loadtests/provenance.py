@@ -45,6 +45,20 @@ class RunRecord:
         self.write()
 
 
+def record_header() -> dict[str, Any]:
+    """What every record (run.json, a tune's tune.json) starts with: its outcome so far, its times,
+    the code and the machine."""
+    return {
+        "outcome": "running",
+        "outcome_detail": "",
+        "started": now_iso(),
+        "ended": None,
+        "git_sha": git_sha(),
+        "versions": versions(),
+        "host": host(),
+    }
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

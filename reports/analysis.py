@@ -1,6 +1,7 @@
 """One run analysed: its rules, per-trial metrics, per-point summaries, knees, Gradio's second
 opinion, the deploy recommendation, what MCP costs, each server's footprint, and where the run
-has them the abandon scenario's goodput and the soak's resource trends.
+has them the abandon scenario's goodput, the soak's resource trends and how batched servers
+batched.
 
 ``analyse`` is the one place a loaded run becomes numbers: the report builder and the
 notebook call it rather than chaining the ``reports.metrics`` functions themselves.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from reports.load import LoadedRun
 from reports.metrics.abandon import AbandonSummary, abandon_summaries
+from reports.metrics.batching import BatchPoint, batch_points
 from reports.metrics.deploy import Recommendation, recommend
 from reports.metrics.footprint import ServerFootprint, footprints
 from reports.metrics.mcp import McpCost, mcp_costs
@@ -38,6 +40,7 @@ class RunAnalysis:
     footprint: list[ServerFootprint]  # per server the run started
     abandon: list[AbandonSummary]  # the abandon scenario's points: goodput and wasted GPU time
     soak: list[ResourceTrend]  # the soak's points: memory slope and what the server held
+    batching: list[BatchPoint]  # where a server batched: its GPU calls by batch size per point
 
     @property
     def device(self) -> str:
@@ -67,4 +70,5 @@ def analyse(run: LoadedRun) -> RunAnalysis:
         footprints(run.meta),
         abandon_summaries(run.table, summaries, run.points),
         resource_trends(run.resources, rules, run.run_id),
+        batch_points(run.table, summaries),
     )

@@ -20,6 +20,7 @@ HEADLINE = "throughput_vs_p90"
 # Figures shown in their own section of the report (where the run has that scenario), not the grid.
 ABANDON_FIGURE = "abandon"
 SOAK_FIGURE = "soak"
+BATCHING_FIGURE = "batching"
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,15 @@ def figures_for(analysis: RunAnalysis, prefix: str = "") -> list[Figure]:
                 "Soak: each server process's memory, file descriptors, threads, temp dir, GPU memory and "
                 "what it holds (/ledger held), over time",
                 plots.soak_resources(analysis.run.resources),
+            )
+        )
+    if analysis.batching:
+        drawn.append(
+            (
+                BATCHING_FIGURE,
+                "Batching: GPU calls by batch size per load point (counted per call, from the ledger), and "
+                "throughput and p90 against the mean batch size (whiskers: 95% CI)",
+                plots.batching(analysis.batching),
             )
         )
     footer, loud = figure_footer(analysis.run), footer_is_loud(analysis.run)

@@ -19,13 +19,14 @@ from typing import Any
 
 from reports import features
 from reports.analysis import RunAnalysis
-from reports.figures import ABANDON_FIGURE, HEADLINE, SOAK_FIGURE, Figure
+from reports.figures import ABANDON_FIGURE, BATCHING_FIGURE, HEADLINE, SOAK_FIGURE, Figure
 from reports.labels import figure_footer, model_line, warnings_for
 from reports.load import LoadedRun
 from reports.metrics.deploy import Recommendation
 from reports.metrics.rules import INVALID, VALID
 from reports.tables import (
     ABANDON_COLUMNS,
+    BATCH_COLUMNS,
     KNEE_COLUMNS,
     POINT_COLUMNS,
     PROFILER_COLUMNS,
@@ -35,6 +36,8 @@ from reports.tables import (
     TRIALS_CSV,
     abandon_cells,
     abandon_rule,
+    batch_cells,
+    batch_rule,
     knee_cells,
     point_cells,
     profiler_cells,
@@ -196,15 +199,22 @@ def _summary_json(meta: dict[str, Any]) -> str:
     return json.dumps(summary, indent=2, default=str)
 
 
+def _table_section(
+    title: str, rule: str, columns: Sequence[str], rows: list[list[str]], figure: Figure | None
+) -> str:
+    """A section of one table (with a verdict column) under its rule, and its figure."""
+    return (
+        f'<h2>{_escape(title)}</h2><p class="rule">{_escape(rule)}</p>'
+        + _html_table(columns, rows, badge_column="verdict", fit=True)
+        + ("" if figure is None else _img(figure))
+    )
+
+
 def _abandon_html(analysis: RunAnalysis, figure: Figure | None) -> str:
     if not analysis.abandon:
         return ""
     rows = [abandon_cells(a) for a in analysis.abandon]
-    return (
-        f'<h2>Abandoned requests</h2><p class="rule">{_escape(abandon_rule())}</p>'
-        + _html_table(ABANDON_COLUMNS, rows, badge_column="verdict", fit=True)
-        + ("" if figure is None else _img(figure))
-    )
+    return _table_section("Abandoned requests", abandon_rule(), ABANDON_COLUMNS, rows, figure)
 
 
 def _soak_html(analysis: RunAnalysis, figure: Figure | None) -> str:
@@ -218,13 +228,24 @@ def _soak_html(analysis: RunAnalysis, figure: Figure | None) -> str:
     )
 
 
+def _batching_html(analysis: RunAnalysis, figure: Figure | None) -> str:
+    if not analysis.batching:
+        return ""
+    rows = [batch_cells(b) for b in analysis.batching]
+    return _table_section("Batching", batch_rule(), BATCH_COLUMNS, rows, figure)
+
+
 def run_section_html(analysis: RunAnalysis, figures: Sequence[Figure], prefix: str = "") -> str:
     """One run: the verdict section, then the evidence section. ``prefix`` names this run's
     files beside the report (figures and CSV) where several runs share the folder."""
     run = analysis.run
     named = {f.name: f for f in figures}
     headline = named.get(prefix + HEADLINE)
-    sectioned = [named.get(prefix + ABANDON_FIGURE), named.get(prefix + SOAK_FIGURE)]
+    sectioned = [
+        named.get(prefix + ABANDON_FIGURE),
+        named.get(prefix + SOAK_FIGURE),
+        named.get(prefix + BATCHING_FIGURE),
+    ]
     others = [f for f in figures if f is not headline and f not in sectioned]
     verdicts = [s.verdict for s in analysis.summaries]
     profiler = (
@@ -264,6 +285,7 @@ def run_section_html(analysis: RunAnalysis, figures: Sequence[Figure], prefix: s
             profiler,
             _abandon_html(analysis, sectioned[0]),
             _soak_html(analysis, sectioned[1]),
+            _batching_html(analysis, sectioned[2]),
             "<h2>Knees</h2>",
             _html_table(KNEE_COLUMNS, [knee_cells(k) for k in analysis.knees], fit=True)
             if analysis.knees

@@ -14,6 +14,7 @@ from reports.figures import FIGURES_DIR, HEADLINE, Figure
 from reports.labels import model_line, warnings_for
 from reports.tables import (
     ABANDON_COLUMNS,
+    BATCH_COLUMNS,
     KNEE_COLUMNS,
     PROFILER_COLUMNS,
     SOAK_COLUMNS,
@@ -22,6 +23,8 @@ from reports.tables import (
     TRIALS_CSV,
     abandon_cells,
     abandon_rule,
+    batch_cells,
+    batch_rule,
     knee_cells,
     profiler_cells,
     rules_text,
@@ -103,6 +106,9 @@ def run_section_markdown(analysis: RunAnalysis, figures: Sequence[Figure], prefi
         lines += ["### Soak", ""] + [f"- **{t.line()}**" for t in analysis.soak]
         rows = [soak_cells(t) for t in analysis.soak]
         lines += ["", f"_{soak_rule(analysis.rules)}_", "", _md_table(SOAK_COLUMNS, rows), ""]
+    if analysis.batching:
+        rows = [batch_cells(b) for b in analysis.batching]
+        lines += ["### Batching", "", f"_{batch_rule()}_", "", _md_table(BATCH_COLUMNS, rows), ""]
     if analysis.knees:
         lines += ["### Knees", "", _md_table(KNEE_COLUMNS, [knee_cells(k) for k in analysis.knees]), ""]
     lines += ["### Figures", ""] + [f"- [{f.caption}]({FIGURES_DIR}/{f.name}.png)" for f in figures]

@@ -27,6 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reports.metrics.abandon import AbandonSummary
+from reports.metrics.batching import BatchPoint
 from reports.metrics.intervals import Interval
 from reports.metrics.points import PointMetrics, latency_sample, measured_rows
 from reports.metrics.rows import COMPONENTS, gpu_overlaps
@@ -87,7 +88,7 @@ def _legend(ax: Axes) -> None:
         )
 
 
-def _message_figure(title: str, message: str) -> Figure:
+def message_figure(title: str, message: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 2.2))
     ax.axis("off")
     ax.set_title(title)
@@ -168,7 +169,7 @@ def latency_vs_load(summaries: Sequence[PointSummary]) -> Figure:
     """p50 / p90 / p99 against load, one panel per sweep, one colour per series."""
     sweeps = _sweeps_present(summaries)
     if not sweeps:
-        return _message_figure("Latency vs load", "no throughput or open-loop sweep in this run")
+        return message_figure("Latency vs load", "no throughput or open-loop sweep in this run")
     fig, axes = plt.subplots(1, len(sweeps), figsize=(6.5 * len(sweeps), 4.2), squeeze=False)
     for ax, scenario in zip(axes[0], sweeps, strict=True):
         for label, points in _series(summaries, scenario).items():
@@ -189,7 +190,7 @@ def throughput_vs_load(summaries: Sequence[PointSummary]) -> Figure:
     """Completed images/s in the measured window against load (open loop: offered = diagonal)."""
     sweeps = _sweeps_present(summaries)
     if not sweeps:
-        return _message_figure("Throughput vs load", "no throughput or open-loop sweep in this run")
+        return message_figure("Throughput vs load", "no throughput or open-loop sweep in this run")
     fig, axes = plt.subplots(1, len(sweeps), figsize=(6.5 * len(sweeps), 4.2), squeeze=False)
     for ax, scenario in zip(axes[0], sweeps, strict=True):
         for label, points in _series(summaries, scenario).items():
@@ -223,7 +224,7 @@ def throughput_vs_p90(summaries: Sequence[PointSummary], knee_list: Sequence[Kne
     the sweep has the samples for p90, p50 is drawn and the title says so."""
     scenario = headline_sweep(summaries)
     if scenario is None:
-        return _message_figure("Throughput vs p90", "no throughput or open-loop sweep in this run")
+        return message_figure("Throughput vs p90", "no throughput or open-loop sweep in this run")
     with_run = _several_runs(summaries)
     # p50 stands in only where no point of the sweep has the samples for p90, and says so
     stat = "p90" if any("p90" in s.intervals for s in summaries if s.scenario == scenario) else "p50"
@@ -329,7 +330,7 @@ def gpu_timeline(
         if trials[0].scenario == ScenarioName.COLLISIONS
     ]
     if not points:
-        return _message_figure("GPU timeline", "no `collisions` scenario in this run")
+        return message_figure("GPU timeline", "no `collisions` scenario in this run")
     cpu = device.startswith("cpu")
     overlaps = gpu_overlaps(table)
     fig, axes = plt.subplots(len(points), 1, figsize=(12, 2.4 * len(points)), squeeze=False)
@@ -375,7 +376,7 @@ def decomposition_bars(summaries: Sequence[PointSummary]) -> Figure:
         chosen.extend(points[-1] for points in _series(summaries, scenario).values())
     chosen = [s for s in chosen if s.mean_over_trials("gpu_s") is not None]
     if not chosen:
-        return _message_figure("Latency decomposition", "no ledger rows joined: nothing to decompose")
+        return message_figure("Latency decomposition", "no ledger rows joined: nothing to decompose")
     fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(chosen)), 4.5))
     x = np.arange(len(chosen))
     bottom = np.zeros(len(chosen))
@@ -421,7 +422,7 @@ def memory_vs_concurrency(summaries: Sequence[PointSummary], device: str) -> Fig
             if not (device.startswith("cuda") or simulated)
             else f"no point recorded peak {what}"
         )
-        return _message_figure("Peak memory vs concurrency", why)
+        return message_figure("Peak memory vs concurrency", why)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     with_run = _several_runs(summaries)
     grouped: dict[str, list[PointSummary]] = {}
@@ -480,7 +481,7 @@ def _mark_out_of_memory(ax: Axes, summaries: Sequence[PointSummary]) -> None:
 def abandon_bars(abandon: Sequence[AbandonSummary]) -> Figure:
     """Goodput and wasted GPU seconds per server at each abandon point, 95% intervals as whiskers."""
     if not abandon:
-        return _message_figure("Abandoned requests", "no abandon scenario in this run")
+        return message_figure("Abandoned requests", "no abandon scenario in this run")
     with_run = _several_runs(abandon)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     labels = [
@@ -512,6 +513,60 @@ def abandon_bars(abandon: Sequence[AbandonSummary]) -> Figure:
     return fig
 
 
+def batching(points: Sequence[BatchPoint]) -> Figure:
+    """Left: each batched point's GPU calls by batch size (a histogram per point, side by side).
+    Right: throughput and p90 against the point's mean batch size, per server (95% whiskers)."""
+    if not points:
+        return message_figure("Batching", "no server formed a batch in this run")
+    fig, (hist, perf) = plt.subplots(1, 2, figsize=(13, 4.4))
+    sizes = sorted({size for b in points for size in b.calls_by_size})
+    width = 0.8 / len(points)
+    x = np.arange(len(sizes))
+    for i, b in enumerate(points):
+        share = [b.calls_by_size.get(size, 0) / max(b.calls, 1) for size in sizes]
+        hollow = b.verdict != "VALID"
+        hist.bar(
+            x + i * width - 0.4 + width / 2,
+            share,
+            width,
+            label=f"{b.server}/{b.client} {b.load_point}{' (INVALID)' if hollow else ''}",
+            fill=not hollow,
+            edgecolor="black" if hollow else None,
+        )
+    hist.set_xticks(x, [str(size) for size in sizes])
+    hist.set(title="GPU calls by batch size, per load point", xlabel="batch size", ylabel="share of calls")
+    hist.legend(fontsize=6)
+    hist.grid(alpha=0.3, axis="y")
+    latency = perf.twinx()
+    for server in sorted({b.server for b in points}):
+        own = sorted(
+            (b for b in points if b.server == server and b.mean_batch), key=lambda b: b.mean_batch or 0
+        )
+        batch = [b.mean_batch or 0.0 for b in own]
+        for ax, name, values, scale, marker in (
+            (perf, "img/s", [b.throughput for b in own], 1.0, "o"),
+            (latency, "p90 ms", [b.p90 for b in own], 1e3, "s"),
+        ):
+            drawn = [(m, v) for m, v in zip(batch, values, strict=True) if v is not None]
+            if not drawn:
+                continue
+            xs = [m for m, _ in drawn]
+            ys = [_centre(v, scale) or 0.0 for _, v in drawn]
+            errors = np.array([_whisker(v, scale) for _, v in drawn]).T
+            style = "-" if name == "img/s" else "--"
+            label = f"{server} {name}"
+            ax.errorbar(xs, ys, yerr=errors, marker=marker, linestyle=style, capsize=3, label=label)
+    perf.set(title="Throughput (—) and p90 (--) against mean batch size", xlabel="requests per GPU call")
+    perf.set_ylabel("images/s")
+    latency.set_ylabel("p90 ms")
+    handles = perf.get_legend_handles_labels()
+    more = latency.get_legend_handles_labels()
+    perf.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="upper left")
+    perf.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 # the soak figure's panels: (column or "held", title, y label, scale)
 _SOAK_PANELS = (
     ("rss_bytes", "Resident memory (RSS)", "MB", 1e-6),
@@ -527,7 +582,7 @@ def soak_resources(resources: pd.DataFrame | None) -> Figure:
     """Each sampled resource of each soak point against time since its first sample, one line per
     server (and held entry): memory, descriptors, threads, temp dir, GPU memory, held."""
     if resources is None or resources.empty:
-        return _message_figure("Soak", "no resource samples in this run")
+        return message_figure("Soak", "no resource samples in this run")
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
     series = list(resources.groupby(["server", "client", "load_point", "trial"], sort=False))
     for ax, (column, title, unit, scale) in zip(axes.ravel(), _SOAK_PANELS, strict=True):

@@ -27,6 +27,7 @@ from typing import Any
 
 TABLE_FILE = "requests.csv"
 RUN_FILE = "run.json"
+TUNE_FILE = "tune.json"  # a gvf tune directory's record (loadtests.tune)
 LEDGER_FILE = "ledger.jsonl"
 # gradio servers run with GRADIO_PROFILING=1: Gradio's raw trace fields per event, plus the point's
 # server, client, scenario, load_point and trial (loadtests.profiler)

@@ -10,6 +10,7 @@ unit (the column header names it) and "—" where a value is missing.
 from __future__ import annotations
 
 from reports.metrics.abandon import AbandonSummary
+from reports.metrics.batching import BatchPoint
 from reports.metrics.intervals import Interval
 from reports.metrics.points import PointMetrics
 from reports.metrics.profiler import ProfilerCheck
@@ -234,6 +235,44 @@ def abandon_cells(a: AbandonSummary) -> list[str]:
         str(a.ran_for_nobody),
         "; ".join(a.reasons) or "—",
     ]
+
+
+BATCH_COLUMNS = (
+    "server",
+    "client",
+    "scenario",
+    "load",
+    "verdict",
+    "GPU calls",
+    "calls by batch size",
+    "mean batch",
+    "img/s (95% CI)",
+    "p90 ms (95% CI)",
+)
+
+
+def batch_cells(b: BatchPoint) -> list[str]:
+    """A batched point's row, in ``BATCH_COLUMNS`` order."""
+    return [
+        b.server,
+        b.client,
+        b.scenario,
+        b.load_point,
+        b.verdict,
+        str(b.calls),
+        ", ".join(f"{size}: {count}" for size, count in b.calls_by_size.items()),
+        num_cell(b.mean_batch),
+        interval_cell(b.throughput),
+        interval_cell(b.p90, scale=1e3, spec=".0f"),
+    ]
+
+
+def batch_rule() -> str:
+    return (
+        "GPU calls by batch size over the measured requests of every trial, counted per call (a batch "
+        "of eight is one call of size 8: its requests share one GPU interval and are not a collision); "
+        "mean batch = requests per GPU call."
+    )
 
 
 SOAK_COLUMNS = (

@@ -117,6 +117,27 @@ def test_gpu_overlaps_count_others_and_depth_within_one_server_process() -> None
     assert found.iloc[6].isna().all()
 
 
+def test_gpu_overlaps_count_calls_not_rows_batch_mates_are_one_call() -> None:
+    # a batch of three (one call, one shared interval), then a lone call that overlaps it, then a
+    # batch of two alone: batch-mates never collide with each other, and depth counts calls
+    table = table_of(
+        [
+            {"t_gpu_start": 0.0, "t_gpu_end": 1.0, "batch_id": 1, "batch_size": 3},
+            {"t_gpu_start": 0.0, "t_gpu_end": 1.0, "batch_id": 1, "batch_size": 3},
+            {"t_gpu_start": 0.0, "t_gpu_end": 1.0, "batch_id": 1, "batch_size": 3},
+            {"t_gpu_start": 0.5, "t_gpu_end": 1.5, "batch_id": 2, "batch_size": 1},
+            {"t_gpu_start": 2.0, "t_gpu_end": 3.0, "batch_id": 3, "batch_size": 2},
+            {"t_gpu_start": 2.0, "t_gpu_end": 3.0, "batch_id": 3, "batch_size": 2},
+            # a ledger without batch ids: each row is its own call
+            {"t_gpu_start": 0.0, "t_gpu_end": 1.0, "server": "gradio"},
+            {"t_gpu_start": 0.0, "t_gpu_end": 1.0, "server": "gradio"},
+        ]
+    )
+    found = gpu_overlaps(table)
+    assert found["overlapping"].tolist() == [1, 1, 1, 1, 0, 0, 1, 1]
+    assert found["depth"].tolist() == [1, 1, 1, 2, 1, 1, 2, 2]
+
+
 def test_mean_in_flight_clips_intervals_to_the_window() -> None:
     starts, ends = np.array([0.0, 2.0, 5.0]), np.array([4.0, 3.0, 20.0])
     # over [1, 11]: 3 s + 1 s + 6 s open, over 10 s

@@ -1,10 +1,9 @@
 """Quantities per request row, and the statistics taken over a set of rows.
 
 Latency and where it starts, its wait / pre / gpu / post / protocol decomposition, the
-error kind, GPU-interval overlaps within one server process and each interval's share of the
-device, sample-floored percentiles and the mean number of requests in flight over a window
-(Little's L). Pure functions over
-the table of ``reports.schema``.
+error kind, GPU-call overlaps within one server process (batch-mates are one call) and each
+interval's share of the device, sample-floored percentiles and the mean number of requests in
+flight over a window (Little's L). Pure functions over the table of ``reports.schema``.
 """
 
 from __future__ import annotations
@@ -50,27 +49,46 @@ def error_kind(table: pd.DataFrame) -> pd.Series:
 
 
 def gpu_overlaps(table: pd.DataFrame) -> pd.DataFrame:
-    """For each row: how many other requests' GPU intervals overlap its own, and the depth
-    at its start (itself included), among requests of the same server process.
+    """For each row: how many other GPU *calls* overlap its own call's interval, and the calls
+    open at its start (its own included), among the calls of the same server process.
 
     Rows of one run and one server kind share a process; every row of that process counts,
-    warm-up included, because a warm-up request occupies the GPU all the same.
+    warm-up included, because a warm-up request occupies the GPU all the same. Requests batched
+    into one call (the same ``batch_id``) share its interval: they are one call, not a
+    collision, so rows are counted by call, and each batch-mate gets its call's figures.
     """
     result = pd.DataFrame({"overlapping": np.nan, "depth": np.nan}, index=table.index, dtype="float64")
     has_interval = table["t_gpu_start"].notna() & table["t_gpu_end"].notna()
     for _, group in table[has_interval].groupby(["run_id", "server"], sort=False):
-        starts = group["t_gpu_start"].to_numpy(dtype=float)
-        ends = group["t_gpu_end"].to_numpy(dtype=float)
+        call = _gpu_call(group)
+        calls = group.groupby(call, sort=False)[["t_gpu_start", "t_gpu_end"]].first()
+        starts = calls["t_gpu_start"].to_numpy(dtype=float)
+        ends = calls["t_gpu_end"].to_numpy(dtype=float)
         sorted_starts = np.sort(starts)
         sorted_ends = np.sort(ends)
-        # Intervals j with start_j < end_i and end_j > start_i, minus the row itself.
+        # Calls j with start_j < end_i and end_j > start_i, minus the call itself.
         started_before_end = np.searchsorted(sorted_starts, ends, side="left")
         ended_before_start = np.searchsorted(sorted_ends, starts, side="right")
         itself = (starts < ends).astype(int)
-        result.loc[group.index, "overlapping"] = started_before_end - ended_before_start - itself
-        open_at_start = np.searchsorted(sorted_starts, starts, side="right") - ended_before_start
-        result.loc[group.index, "depth"] = open_at_start
+        per_call = pd.DataFrame(
+            {
+                "overlapping": started_before_end - ended_before_start - itself,
+                "depth": np.searchsorted(sorted_starts, starts, side="right") - ended_before_start,
+            },
+            index=calls.index,
+        )
+        result.loc[group.index, ["overlapping", "depth"]] = per_call.loc[call].to_numpy(dtype=float)
     return result
+
+
+def _gpu_call(rows: pd.DataFrame) -> pd.Series:
+    """Each row's GPU call within its server process: its ``batch_id`` where the ledger gave
+    one, else the row alone (a string key either way, so the two never meet)."""
+    own = pd.Series("row:" + rows.index.astype(str), index=rows.index)
+    if "batch_id" not in rows:
+        return own
+    batch = rows["batch_id"]
+    return own.where(batch.isna(), "batch:" + batch.astype("Int64").astype(str))
 
 
 def shared_gpu_seconds(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
