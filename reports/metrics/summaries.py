@@ -242,26 +242,22 @@ def model_speed_factors(a: PointSummary, b: PointSummary) -> tuple[dict[int, flo
     geometric mean of the two median model calls over the side's own (a time statistic is
     multiplied by it, a throughput divided). None unless every such trial has both model times."""
     trials = sorted(set(a.samples) & set(b.samples))
-    model_a = {t: a.samples[t].model_s for t in trials}
-    model_b = {t: b.samples[t].model_s for t in trials}
-    if not trials or any(model_a[t] is None or model_b[t] is None for t in trials):
+    model_a, model_b = _model_times(a), _model_times(b)
+    if not trials or any(t not in model_a or t not in model_b for t in trials):
         return None
-    factor_a: dict[int, float] = {}
-    factor_b: dict[int, float] = {}
-    for t in trials:
-        own_a, own_b = float(model_a[t] or 0.0), float(model_b[t] or 0.0)
-        common = float(np.sqrt(own_a * own_b))
-        factor_a[t], factor_b[t] = common / own_a, common / own_b
-    return factor_a, factor_b
+    common = {t: float(np.sqrt(model_a[t] * model_b[t])) for t in trials}
+    return {t: common[t] / model_a[t] for t in trials}, {t: common[t] / model_b[t] for t in trials}
 
 
 def model_time_ratio(a: PointSummary, b: PointSummary) -> Interval | None:
     """a's median model call over b's, paired by trial (one trial each: None)."""
     if a.n_trials < 2 or b.n_trials < 2:
         return None
-    model_a = {t: s.model_s for t, s in a.samples.items() if s.model_s}
-    model_b = {t: s.model_s for t, s in b.samples.items() if s.model_s}
-    return paired_ratio_interval(model_a, model_b)  # type: ignore[arg-type]
+    return paired_ratio_interval(_model_times(a), _model_times(b))
+
+
+def _model_times(summary: PointSummary) -> dict[int, float]:
+    return {t: s.model_s for t, s in summary.samples.items() if s.model_s is not None}
 
 
 def _scaled(values: dict[int, float], factors: dict[int, float], statistic: str) -> dict[int, float]:
