@@ -24,7 +24,14 @@ from enum import StrEnum
 
 from reports.metrics.intervals import Interval
 from reports.metrics.rules import ValidityRules
-from reports.metrics.summaries import THROUGHPUT, PointSummary, compare, model_time_ratio, single_stream
+from reports.metrics.summaries import (
+    THROUGHPUT,
+    PointSummary,
+    compare,
+    model_speed_factors,
+    model_time_ratio,
+    single_stream,
+)
 from reports.schema import ScenarioName
 
 # Client preference when pairing the two servers: the path a typical user of each takes
@@ -211,8 +218,10 @@ def comparisons(
             label = (fa or gr).load_point if (fa or gr) else f"load {load:g}"
             missing.append(f"{label}: {'; '.join(why)}")
             continue
-        ratio = compare(fa, gr, THROUGHPUT, common_model_speed)
-        difference = compare(gr, fa, "p90", common_model_speed)
+        # only where both sides' model times are known (no batching, a ledger): else as measured
+        at_common_speed = common_model_speed and model_speed_factors(fa, gr) is not None
+        ratio = compare(fa, gr, THROUGHPUT, at_common_speed)
+        difference = compare(gr, fa, "p90", at_common_speed)
         if ratio is None and difference is None:
             trials = f"fastapi {fa.n_trials}, gradio {gr.n_trials} trials"
             missing.append(f"{fa.load_point}: the trials do not pair ({trials})")
@@ -228,8 +237,8 @@ def comparisons(
                 difference,
                 _favours_ratio(ratio, rules),
                 _favours_sooner(difference, fa_p90, gr_p90, rules),
-                common_model_speed,
-                model_time_ratio(gr, fa) if common_model_speed else None,
+                at_common_speed,
+                model_time_ratio(gr, fa) if at_common_speed else None,
             )
         )
     return compared, missing
