@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -69,28 +70,20 @@ def test_a_long_filedata_run_keeps_the_temp_dir_bounded(tmp_path: Path) -> None:
         server_state.wait_idle(server.url)
         # past the retention, nothing is left; Gradio's set of upload paths forgot them too
         deadline_s = KEEP_S + 2 * PRUNE_EVERY_S + 1
-        assert tree_empties(temp_root, deadline_s), tree(temp_root)
+        assert holds_within(deadline_s, lambda: not tree(temp_root)), tree(temp_root)
         assert server_state.ledger(server.url)["held"]["upload_paths"] == 0
         assert gradio_http.segment_file(server.url, images[CALLS]).startswith(b"\x89PNG")
     finally:
         server.stop()
 
 
-def gone_within(path: Path, within_s: float) -> bool:
+def holds_within(within_s: float, condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` comes true within ``within_s`` (the server deletes files on its own time)."""
     deadline = time.monotonic() + within_s
-    while path.exists():
+    while not condition():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
-    return True
-
-
-def tree_empties(root: Path, within_s: float) -> bool:
-    deadline = time.monotonic() + within_s
-    while tree(root):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
     return True
 
 
@@ -103,6 +96,6 @@ def test_a_result_is_deleted_once_downloaded(server_factory: StartServer) -> Non
     assert httpx.head(url).status_code == 200 and local.exists()  # a HEAD is not a download
     assert httpx.get(url).content.startswith(b"\x89PNG")
     # deleted once the last body message has gone out, which the client may see first
-    assert gone_within(local, 10.0)
+    assert holds_within(10.0, lambda: not local.exists())
     assert httpx.get(url).status_code >= 400
     assert Path(path).exists()  # the upload stays: another call may have sent the same bytes

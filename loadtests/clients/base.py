@@ -94,27 +94,27 @@ class Client(ABC):
         """One logical request, waiting for its answer until ``deadline`` (then a ``timeout``
         error), or until ``give_up_at`` where that comes first (then ``abandoned``)."""
         t_sent = time.time()
-        gives_up = give_up_at is not None and give_up_at < deadline
+        give_up = give_up_at if give_up_at is not None and give_up_at < deadline else None
         try:
-            outcome = self.exchange(session, request_id, give_up_at if gives_up else deadline)
+            outcome = self.exchange(session, request_id, deadline if give_up is None else give_up)
         except CallError as error:
             return CallResult(request_id, t_sent, time.time(), error.status, False, str(error), 0)
         except Exception as error:  # a client never raises: every failure is a row
             t_done = time.time()
-            if gives_up and give_up_at is not None and t_done >= give_up_at:
+            if give_up is not None and t_done >= give_up:
                 # the session closed the connection unread when the give-up time came (a timeout
                 # that fires while the body is still being sent surfaces as another transport error)
-                waited = f"{give_up_at - t_sent:.3g} s after sending"
+                waited = f"{give_up - t_sent:.3g} s after sending"
                 message = f"{ABANDONED}: the client gave up {waited} and closed its connection"
                 return CallResult(request_id, t_sent, t_done, 0, False, message, 0)
             if isinstance(error, DeadlineExceeded):
                 return CallResult(request_id, t_sent, t_done, 0, False, f"timeout: {error}", 0)
             return CallResult(request_id, t_sent, t_done, 0, False, f"{type(error).__name__}: {error}", 0)
         t_done = time.time()
-        if gives_up and give_up_at is not None and t_done > give_up_at:
+        if give_up is not None and t_done > give_up:
             # the whole answer was read before the timer could fire (a busy load process runs
             # its greenlet late): a client with this timeout would not have waited for it
-            late = f"{t_done - give_up_at:.3g} s after its give-up time"
+            late = f"{t_done - give_up:.3g} s after its give-up time"
             message = f"{ABANDONED}: the answer came {late} (the load process was late to give up)"
             return CallResult(request_id, t_sent, t_done, outcome.status, False, message, 0)
         return CallResult(

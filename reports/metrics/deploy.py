@@ -11,7 +11,7 @@ says "no measurable difference" with the interval. The verdict rests on the high
 and, where nothing can be compared, what is missing. Findings add the single-stream protocol
 time, the lock each server holds and the naive control, each with the rule that made it.
 Where the model ran on the CPU, both sides are first brought to their common model speed
-(``compare(..., common_model_speed=True)``): the machine's speed while each server ran is not
+(``compare`` given ``model_speed_factors``): the machine's speed while each server ran is not
 the framework's doing, and the verdict says how far the model calls differed.
 ``DOCUMENTED_FACTS`` are what the documentation says and no run measures.
 """
@@ -219,9 +219,9 @@ def comparisons(
             missing.append(f"{label}: {'; '.join(why)}")
             continue
         # only where both sides' model times are known (no batching, a ledger): else as measured
-        at_common_speed = common_model_speed and model_speed_factors(fa, gr) is not None
-        ratio = compare(fa, gr, THROUGHPUT, at_common_speed)
-        difference = compare(gr, fa, "p90", at_common_speed)
+        speed = model_speed_factors(fa, gr) if common_model_speed else None
+        ratio = compare(fa, gr, THROUGHPUT, speed)
+        difference = compare(gr, fa, "p90", None if speed is None else (speed[1], speed[0]))
         if ratio is None and difference is None:
             trials = f"fastapi {fa.n_trials}, gradio {gr.n_trials} trials"
             missing.append(f"{fa.load_point}: the trials do not pair ({trials})")
@@ -237,8 +237,8 @@ def comparisons(
                 difference,
                 _favours_ratio(ratio, rules),
                 _favours_sooner(difference, fa_p90, gr_p90, rules),
-                at_common_speed,
-                model_time_ratio(gr, fa) if at_common_speed else None,
+                speed is not None,
+                None if speed is None else model_time_ratio(gr, fa),
             )
         )
     return compared, missing

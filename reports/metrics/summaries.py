@@ -16,8 +16,8 @@ trial on its own. ``summarise`` pools them per (server, client, scenario, load p
   that drifts, a backlog): dropping it and keeping the others would pick the evidence.
 
 ``compare`` sets two summaries side by side, trial t of one against trial t of the other
-(they ran interleaved): a ratio for throughput, a difference for the others. With
-``common_model_speed`` each side is first brought to the pair's common model speed: where the
+(they ran interleaved): a ratio for throughput, a difference for the others. Given the pair's
+``model_speed_factors`` each side is first brought to the pair's common model speed: where the
 model runs on a CPU, the same model call on the same input takes ±20 % from one minute or one
 process to the next on a shared machine (measured: per-trial medians of one u2netp call
 290–425 ms within one run), far more than what a framework adds around it; a framework
@@ -237,7 +237,11 @@ def _summary(
     return summary
 
 
-def model_speed_factors(a: PointSummary, b: PointSummary) -> tuple[dict[int, float], dict[int, float]] | None:
+# per trial, the factor that brings each side (a, b) to the pair's common model speed
+SpeedFactors = tuple[dict[int, float], dict[int, float]]
+
+
+def model_speed_factors(a: PointSummary, b: PointSummary) -> SpeedFactors | None:
     """Per trial both sides ran, what brings each side to the pair's common model speed: the
     geometric mean of the two median model calls over the side's own (a time statistic is
     multiplied by it, a throughput divided). None unless every such trial has both model times."""
@@ -267,33 +271,32 @@ def _scaled(values: dict[int, float], factors: dict[int, float], statistic: str)
 
 
 def compare(
-    a: PointSummary, b: PointSummary, statistic: str, common_model_speed: bool = False
+    a: PointSummary, b: PointSummary, statistic: str, speed: SpeedFactors | None = None
 ) -> Interval | None:
     """``a`` against ``b``: the throughput ratio a / b, or the difference a − b of another
     statistic, with its 95% interval. Trials are paired by number where both sides have at
     least two in common; with one trial each, both samples are bootstrapped; otherwise (or
     where either side does not show the statistic) there is no comparison.
 
-    ``common_model_speed``: each side's values are first brought to the pair's common model
-    speed (``model_speed_factors``; a whole latency is scaled, its few percent outside the model
-    call included: a second-order error); where the model times are not known, as measured."""
+    ``speed``: ``model_speed_factors(a, b)``, to bring each side's values to the pair's common
+    model speed first (a whole latency is scaled, its few percent outside the model call
+    included: a second-order error); None compares them as measured."""
     if statistic not in a.intervals or statistic not in b.intervals:
         return None
-    factors = model_speed_factors(a, b) if common_model_speed else None
     if a.n_trials >= 2 and b.n_trials >= 2:
         pair = paired_ratio_interval if statistic == THROUGHPUT else paired_difference_interval
         a_values, b_values = a.per_trial(statistic), b.per_trial(statistic)
-        if factors is not None:
+        if speed is not None:
             a_values, b_values = (
-                _scaled(a_values, factors[0], statistic),
-                _scaled(b_values, factors[1], statistic),
+                _scaled(a_values, speed[0], statistic),
+                _scaled(b_values, speed[1], statistic),
             )
         return pair(a_values, b_values)
     if a.n_trials != 1 or b.n_trials != 1:
         return None
     (sample_a,), (sample_b,) = a.samples.values(), b.samples.values()
     # one trial each: every time in a sample scales alike (seconds per image included)
-    scale_a, scale_b = (factors[0][sample_a.trial], factors[1][sample_b.trial]) if factors else (1.0, 1.0)
+    scale_a, scale_b = (speed[0][sample_a.trial], speed[1][sample_b.trial]) if speed else (1.0, 1.0)
     if statistic == THROUGHPUT:
         return bootstrap_ratio_interval(
             sample_a.rate_seconds * scale_a,
