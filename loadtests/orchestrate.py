@@ -273,6 +273,7 @@ class BenchmarkRun:
             }
             self.run_json.write()
         units: list[Unit] = []
+        targets = {pair.target.label: pair.target for pair in self.pairs.values()}.values()
         for name in chosen:
             scenario = profile.scenarios[name]
             # rated points have no rates before the first latency trial: counted, not built
@@ -281,7 +282,6 @@ class BenchmarkRun:
             else:
                 count = 1 if isinstance(scenario, SoakScenario) else len(self._phases(name))
             kinds = self.options.scenario_servers.get(name)
-            targets = {pair.target.label: pair.target for pair in self.pairs.values()}.values()
             units += scenario_units(
                 name,
                 count,
