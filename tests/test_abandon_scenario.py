@@ -36,9 +36,15 @@ def test_abandon_run_reports_goodput_and_wasted_gpu_per_server(tmp_path: Path) -
     assert (waited >= give_up_s - 0.01).all() and (waited < give_up_s + 1.0).all(), waited.describe()
     for server in ("gradio", "fastapi"):
         own = gone[gone["server"] == server]
-        # the server saw them go: 499, and for those still queued no GPU stage at all
-        assert len(own) and (own["server_status"] == 499).all(), own["server_status"].value_counts()
+        # the server saw most of them go: 499, and for those still queued no GPU stage at all
+        seen_leaving = own["server_status"] == 499
+        assert len(own) and seen_leaving.mean() > 0.75, own["server_status"].value_counts()
         assert own["t_gpu_start"].isna().any(), f"{server} ran the GPU stage of every abandoned request"
+        # the rest had run their GPU stage and were answered (200) as their clients left (gradio
+        # still encodes and streams a result after its function returns)
+        answered = own[~seen_leaving]
+        assert (answered["server_status"] == 200).all(), answered["server_status"].value_counts()
+        assert answered["t_gpu_end"].notna().all(), answered
 
     summaries = {a.server: a for a in analyse(run).abandon}
     assert set(summaries) == {"gradio", "fastapi", "fastapi-naive"}

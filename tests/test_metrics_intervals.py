@@ -13,6 +13,7 @@ from reports.metrics.intervals import (
     BOOTSTRAP_REQUESTS,
     T_PAIRED,
     T_TRIALS,
+    WILSON,
     bootstrap_difference_interval,
     bootstrap_interval,
     bootstrap_ratio_interval,
@@ -20,6 +21,7 @@ from reports.metrics.intervals import (
     mean_of_rows,
     paired_difference_interval,
     paired_ratio_interval,
+    proportion_interval,
     quantile_of_rows,
     rate_interval,
     rate_of_gaps,
@@ -161,3 +163,18 @@ def test_a_rate_counted_over_a_window_keeps_its_estimate_inside_its_interval() -
     assert same is not None and counted is not None
     assert counted.estimate == pytest.approx(own * 0.9) and counted.low <= counted.estimate <= counted.high
     assert counted.low == pytest.approx(same.low * 0.9) and counted.high == pytest.approx(same.high * 0.9)
+
+
+def test_proportion_interval_covers_a_known_rare_share_and_stays_in_bounds() -> None:
+    rng = np.random.default_rng(3)
+    true_share, n = 0.004, 1500
+    counts = rng.binomial(n, true_share, size=400)
+    intervals = [proportion_interval(int(k), n) for k in counts]
+    covered = np.mean([i is not None and i.low <= true_share <= i.high for i in intervals])
+    assert covered >= MIN_COVERAGE
+    none_seen = proportion_interval(0, 300)
+    assert none_seen is not None and none_seen.method == WILSON and none_seen.estimate == 0.0
+    assert none_seen.low == 0.0 and 0.005 < none_seen.high < 0.02  # zero seen is not "never"
+    every = proportion_interval(20, 20)
+    assert every is not None and every.high == 1.0 and every.low < 1.0
+    assert proportion_interval(0, 0) is None

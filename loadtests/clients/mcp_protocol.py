@@ -38,6 +38,12 @@ PROTOCOL_VERSION = "2025-11-25"  # what the mcp SDK's own client asks for (mcp.t
 SETUP_SAMPLES = 10  # session set-ups timed by prepare(), after one that finds the endpoint
 _HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 _CLIENT_INFO = {"name": "gvf", "version": "1"}
+# A tool error with no text. Gradio 6.31's MCP server answers this when the loopback
+# gradio_client it runs each queued tool call through cancels the call: its one shared SSE
+# reader, closed by a ``close_stream`` that crosses a new call's join, ends that call too
+# (README "MCP"; scripts/repro_gradio_mcp_race.py counts them).
+NO_MESSAGE = "(no message)"
+EMPTY_TOOL_ERROR = f"tool error: {NO_MESSAGE}"  # the row's error
 
 
 class McpClient(Client):
@@ -137,7 +143,7 @@ class McpClient(Client):
         if result.get("isError"):
             content = result.get("content") or []
             texts = [str(item.get("text")) for item in content if item.get("type") == "text"]
-            raise CallError("tool error", "; ".join(texts)[:300] or "(no message)", response.status)
+            raise CallError("tool error", "; ".join(texts)[:300] or NO_MESSAGE, response.status)
         return result
 
     # -- the transport

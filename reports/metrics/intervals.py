@@ -16,6 +16,8 @@ reports print it beside the number):
   latency difference is the t-interval of the per-trial differences. With one trial each, the two
   samples are bootstrapped independently and the ratio or difference taken per resample.
 
+- **Shares of events** (a failure rate): the Wilson score interval of ``count / n``.
+
 A difference is called only when its interval excludes "no difference" (ratio 1, difference 0).
 Only the 95% level is offered: t quantiles come from a table (no SciPy dependency).
 """
@@ -38,6 +40,7 @@ T_PAIRED = "paired t-interval over trials"
 BOOTSTRAP_REQUESTS = "bootstrap over requests (one trial)"
 BOOTSTRAP_GAPS = "bootstrap over completion gaps (one trial)"
 BOOTSTRAP_BURSTS = "bootstrap over bursts (one trial)"
+WILSON = "Wilson score interval"
 
 # t(0.975, df) for df = 1..30; beyond, a Cornish-Fisher expansion around z (error < 1e-3)
 _T_975 = (
@@ -78,6 +81,20 @@ def t_quantile(df: int) -> float:
         return _T_975[df - 1]
     z = _Z_975
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def proportion_interval(count: int, n: int) -> Interval | None:
+    """The share ``count / n`` with its Wilson score interval (sound at 0 and near it, where a
+    normal approximation would claim an impossible negative share); None when ``n`` is 0."""
+    if n <= 0:
+        return None
+    share = count / n
+    z2 = _Z_975**2
+    centre = (share + z2 / (2 * n)) / (1 + z2 / n)
+    half = _Z_975 * math.sqrt(share * (1 - share) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    # clamped to [0, 1] and around the share itself, which rounding at 0 or n would leave out
+    low, high = min(share, max(0.0, centre - half)), max(share, min(1.0, centre + half))
+    return Interval(share, low, high, WILSON, n)
 
 
 def _finite(values: object) -> np.ndarray:

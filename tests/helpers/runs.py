@@ -1,11 +1,16 @@
 """A real ``gvf run`` in a child process (Locust patches the interpreter it runs in), for the tests
-that need a run the product made: the run directory it wrote, once it succeeded."""
+that need a run the product made: the run directory it wrote, once it succeeded; and the one
+failure a correct run may hold."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pandas as pd
+
+from loadtests.clients.mcp_protocol import EMPTY_TOOL_ERROR
 
 
 def gvf_run(out: Path, *args: str, timeout_s: float = 300) -> Path:
@@ -20,3 +25,13 @@ def gvf_run(out: Path, *args: str, timeout_s: float = 300) -> Path:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     (run_dir,) = [path for path in out.iterdir() if path.is_dir()]
     return run_dir
+
+
+def assert_all_ok_but_mcp_drops(table: pd.DataFrame) -> None:
+    """Every request succeeded, but for the few MCP calls Gradio's loopback client dropped
+    (:data:`EMPTY_TOOL_ERROR`; about 1 % of concurrent calls, scripts/repro_gradio_mcp_race.py):
+    a failure of the server under test, kept as a row and counted against it, never the harness's."""
+    failed = table[~table["ok"]]
+    dropped = (failed["client"] == "mcp") & (failed["error"] == EMPTY_TOOL_ERROR)
+    most = 2 + 0.05 * (table["client"] == "mcp").sum()
+    assert dropped.all() and len(failed) <= most, failed[["server", "client", "scenario", "error"]]
