@@ -79,7 +79,8 @@ def main() -> None:
             finally:
                 server.stop()
             empty = [r for r in results if r.error == EMPTY_TOOL_ERROR]
-            other = Counter(r.error.split(":")[0] for r in results if not r.ok and r not in empty)
+            failed = [r.error for r in results if not r.ok]
+            other = Counter(error.split(":")[0] for error in failed if error != EMPTY_TOOL_ERROR)
             share = proportion_interval(len(empty), len(results))
             assert share is not None
             statuses = Counter(ledger.get(r.request_id, {}).get("status") for r in empty)

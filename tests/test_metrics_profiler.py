@@ -91,3 +91,14 @@ def test_a_run_with_traces_carries_the_checks_and_the_notes(tmp_path: Path) -> N
     for summary in noted.summaries:
         says = any("Gradio's profiler disagrees" in note for note in summary.notes)
         assert says == (summary.server == "gradio"), summary.key
+
+
+def test_tool_calls_with_one_dropped_by_the_loopback_are_still_read_as_mcp() -> None:
+    rows = gradio_rows()
+    for row in rows:
+        row["endpoint"] = "mcp:remove_background"
+    # a measured call (past the warm-up cut) that Gradio's loopback dropped, ledgered as the plain
+    # queued call it ran as
+    rows[50].update(endpoint="remove_background", ok=False, error="tool error: (no message)")
+    (check,) = check_of(rows, traces_for(rows, wait_off_s=0.012, call_off_s=0.0))
+    assert "loopback hop" in check.note and "+12.0 ms" in check.note

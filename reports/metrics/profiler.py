@@ -88,7 +88,9 @@ def profiler_checks(
         joined = joined_traces(rows, traces)
         wait = _median(joined["ledger_wait"] - joined["gradio_wait"])
         call = _median(joined["ledger_call"] - joined["gradio_call"])
-        mcp = bool(len(rows)) and rows["endpoint"].astype(str).str.startswith(MCP_ENDPOINT_PREFIX).all()
+        # judged on answered calls: one Gradio's MCP loopback dropped may be ledgered as a plain call
+        answered = rows.loc[rows["ok"].astype(bool), "endpoint"].astype(str)
+        mcp = bool(len(answered)) and answered.str.startswith(MCP_ENDPOINT_PREFIX).all()
         note = _note(None if mcp else wait, call, joined, rules)
         if mcp and wait is not None:
             difference = f"{wait * 1e3:+.1f}".replace("-", "−")

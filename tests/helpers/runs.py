@@ -32,6 +32,16 @@ def assert_all_ok_but_mcp_drops(table: pd.DataFrame) -> None:
     (:data:`EMPTY_TOOL_ERROR`; about 1 % of concurrent calls, scripts/repro_gradio_mcp_race.py):
     a failure of the server under test, kept as a row and counted against it, never the harness's."""
     failed = table[~table["ok"]]
-    dropped = (failed["client"] == "mcp") & (failed["error"] == EMPTY_TOOL_ERROR)
+    on_gradio = ~failed["server"].str.startswith("fastapi")  # gradio, or a --target-url Space
+    dropped = on_gradio & (failed["client"] == "mcp") & (failed["error"] == EMPTY_TOOL_ERROR)
     most = 2 + 0.05 * (table["client"] == "mcp").sum()
     assert dropped.all() and len(failed) <= most, failed[["server", "client", "scenario", "error"]]
+
+
+def assert_tool_call_rows(rows: pd.DataFrame) -> None:
+    """The ledger labels every answered MCP call as the tool call it was. A call Gradio's loopback
+    dropped can run after its MCP answer went out, when the server sees only the loopback call
+    (endpoint ``remove_background``, as a plain queued call)."""
+    answered = rows[rows["ok"]]
+    assert len(answered) and (answered["endpoint"] == "mcp:remove_background").all(), answered["endpoint"]
+    assert rows["endpoint"].isin(["mcp:remove_background", "remove_background"]).all(), rows["endpoint"]
