@@ -34,7 +34,9 @@ from reports.tables import (
 )
 
 
-def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub Markdown table; a cell's pipes escaped and its line breaks folded."""
+
     def clean(cell: str) -> str:
         return cell.replace("|", "\\|").replace("\n", " ")
 
@@ -50,11 +52,11 @@ def _features_markdown(analysis: RunAnalysis) -> list[str]:
         lines += ["", f"### {features.MCP_HEADING}", ""]
         lines += [f"{text}\n" for text in features.mcp_sentences(analysis.mcp)]
         rows = [features.mcp_cells(c) for c in analysis.mcp]
-        lines += [_md_table(features.MCP_COLUMNS, rows), "", f"_Rule: {features.MCP_RULE}_"]
+        lines += [markdown_table(features.MCP_COLUMNS, rows), "", f"_Rule: {features.MCP_RULE}_"]
     if analysis.footprint:
         rows = features.footprint_rows(analysis.footprint)
         lines += ["", f"### {features.FOOTPRINT_HEADING}", ""]
-        lines += [_md_table(features.FOOTPRINT_COLUMNS, rows), "", f"_{features.FOOTPRINT_RULE}_"]
+        lines += [markdown_table(features.FOOTPRINT_COLUMNS, rows), "", f"_{features.FOOTPRINT_RULE}_"]
     return lines
 
 
@@ -82,14 +84,14 @@ def run_section_markdown(analysis: RunAnalysis, figures: Sequence[Figure], prefi
         f"Each point over its trials: estimate (95% CI). As CSV: [{summary_csv}]({summary_csv}), every "
         f"trial: [{trials_csv}]({trials_csv}).",
         "",
-        _md_table(SUMMARY_COLUMNS, rows),
+        markdown_table(SUMMARY_COLUMNS, rows),
         "",
     ]
     if analysis.profiler:
         lines += [
             "### Gradio's second opinion",
             "",
-            _md_table(PROFILER_COLUMNS, [profiler_cells(c) for c in analysis.profiler]),
+            markdown_table(PROFILER_COLUMNS, [profiler_cells(c) for c in analysis.profiler]),
             "",
         ]
     if analysis.abandon:
@@ -99,18 +101,18 @@ def run_section_markdown(analysis: RunAnalysis, figures: Sequence[Figure], prefi
             "",
             f"_{abandon_rule()}_",
             "",
-            _md_table(ABANDON_COLUMNS, rows),
+            markdown_table(ABANDON_COLUMNS, rows),
             "",
         ]
     if analysis.soak:
         lines += ["### Soak", ""] + [f"- **{t.line()}**" for t in analysis.soak]
         rows = [soak_cells(t) for t in analysis.soak]
-        lines += ["", f"_{soak_rule(analysis.rules)}_", "", _md_table(SOAK_COLUMNS, rows), ""]
+        lines += ["", f"_{soak_rule(analysis.rules)}_", "", markdown_table(SOAK_COLUMNS, rows), ""]
     if analysis.batching:
         rows = [batch_cells(b) for b in analysis.batching]
-        lines += ["### Batching", "", f"_{batch_rule()}_", "", _md_table(BATCH_COLUMNS, rows), ""]
+        lines += ["### Batching", "", f"_{batch_rule()}_", "", markdown_table(BATCH_COLUMNS, rows), ""]
     if analysis.knees:
-        lines += ["### Knees", "", _md_table(KNEE_COLUMNS, [knee_cells(k) for k in analysis.knees]), ""]
+        lines += ["### Knees", "", markdown_table(KNEE_COLUMNS, [knee_cells(k) for k in analysis.knees]), ""]
     lines += ["### Figures", ""] + [f"- [{f.caption}]({FIGURES_DIR}/{f.name}.png)" for f in figures]
     lines += ["", "### Validity rules applied", ""] + [f"- {r}" for r in rules_text(analysis.rules)]
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from reports import plots
 from reports.analysis import analyse
 from reports.labels import figure_footer, footer_is_loud, model_line, warnings_for
 from reports.load import LoadedRun, load_run
+from reports.markdown_summary import markdown_table
 from reports.metrics.summaries import THROUGHPUT, PointSummary
 from reports.metrics.tune import GoodputVerdict, goodput_verdict, pareto_frontier, within_slo
 from reports.schema import TUNE_FILE, ScenarioName
@@ -278,8 +279,7 @@ def _markdown(sections: Sequence[Section]) -> str:
         out += [f"{'#' if i == 0 else '##'} {section.title}", ""]
         out += [f"- {line}" if section.title == "Deploy with" else f"{line}\n" for line in section.lines]
         if section.columns:
-            out += ["", "| " + " | ".join(section.columns) + " |", "|" + "---|" * len(section.columns)]
-            out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in section.rows]
+            out += ["", markdown_table(section.columns, section.rows)]
         if section.image:
             out += ["", f"![configurations tried]({section.image})"]
         out.append("")
