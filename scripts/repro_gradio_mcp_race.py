@@ -67,7 +67,10 @@ def main() -> None:
     parser.add_argument("--burners", type=int, default=0, help="busy processes beside the run")
     args = parser.parse_args()
     burners = [multiprocessing.Process(target=burn, daemon=True) for _ in range(args.burners)]
-    print(f"{args.users} users x {args.calls} tool calls per server, {args.burners} busy processes beside")
+    print(
+        f"{args.users} users x {args.calls} tool calls per server, {args.burners} busy processes beside; "
+        f"model {' '.join(SIM_ARGS[1:])} ms (a simulated GPU, no weights), {IMAGE.name}"
+    )
     for process in burners:
         process.start()
     with tempfile.TemporaryDirectory() as logs:
